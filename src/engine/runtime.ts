@@ -1,0 +1,38 @@
+// Process-wide engine settings: threads, versions, native memory statistics.
+import { EngineError } from './errors.js';
+import { native, type AllocatorStats } from './native.js';
+
+export type { AllocatorStats };
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Threads libtorch uses for intra-op parallelism (all available cores by default). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new EngineError('setNumThreads', `needs a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+
+export function torchVersion(): string {
+  return native.torchVersion();
+}
+
+/** Statistics of the addon's caching CPU allocator (bytes in use vs. cached for reuse). */
+export function allocatorStats(): AllocatorStats {
+  return native.allocatorStats();
+}
+
+/** Returns cached (free) native blocks to the system. */
+export function emptyCache(): void {
+  native.allocatorEmptyCache();
+}
+
+/** Caps the bytes the allocator keeps cached; blocks freed beyond it go back to the system. */
+export function setCacheLimit(bytes: number): void {
+  native.allocatorSetCacheLimit(bytes);
+}
+
+export function resetPeakMemory(): void {
+  native.allocatorResetPeak();
+}
