@@ -15,17 +15,27 @@ export interface GradOptions {
 }
 
 /** Gradients of sum(outputs * gradOutputs) with respect to each input. */
-export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], o: GradOptions & { allowUnused: true }): (Tensor | null)[];
+export function grad(
+  outputs: Tensor | Tensor[],
+  inputs: Tensor[],
+  o: GradOptions & { allowUnused: true },
+): (Tensor | null)[];
 export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], o?: GradOptions): Tensor[];
 export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], o: GradOptions = {}): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   if (o.gradOutputs && o.gradOutputs.length !== outs.length) {
-    throw new EngineError('grad', `gradOutputs has ${o.gradOutputs.length} tensors for ${outs.length} outputs`);
+    throw new EngineError(
+      'grad',
+      `gradOutputs has ${o.gradOutputs.length} tensors for ${outs.length} outputs`,
+    );
   }
   if (!o.gradOutputs) {
     const nonScalar = outs.find((t) => t.numel !== 1);
     if (nonScalar) {
-      throw new EngineError('grad', `output of shape [${nonScalar.shape.join(', ')}] is not a scalar: pass gradOutputs`);
+      throw new EngineError(
+        'grad',
+        `output of shape [${nonScalar.shape.join(', ')}] is not a scalar: pass gradOutputs`,
+      );
     }
   }
   const handles = run('grad', () =>

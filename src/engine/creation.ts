@@ -78,13 +78,19 @@ export function rand(shape: readonly number[], o: RandomOptions = {}): Tensor {
 /** Standard normal. */
 export function randn(shape: readonly number[], o: RandomOptions = {}): Tensor {
   const [d, dev] = opts('randn', o);
-  return new Tensor(run('randn', () => native.randn(checkShape('randn', shape), d, dev, o.generator?.handle)));
+  return new Tensor(
+    run('randn', () => native.randn(checkShape('randn', shape), d, dev, o.generator?.handle)),
+  );
 }
 /** Integers uniform on [low, high). */
 export function randint(low: number, high: number, shape: readonly number[], o: RandomOptions = {}): Tensor {
   if (!(high > low)) throw new EngineError('randint', `high (${high}) must be greater than low (${low})`);
   const [d, dev] = opts('randint', o, 'int64');
-  return new Tensor(run('randint', () => native.randint(low, high, checkShape('randint', shape), d, dev, o.generator?.handle)));
+  return new Tensor(
+    run('randint', () =>
+      native.randint(low, high, checkShape('randint', shape), d, dev, o.generator?.handle),
+    ),
+  );
 }
 /** A random permutation of 0..n-1. */
 export function randperm(n: number, o: RandomOptions = {}): Tensor {
@@ -103,7 +109,10 @@ function inferShape(data: NestedArray, path: string): number[] {
   for (let i = 1; i < data.length; i++) {
     const s = inferShape(data[i], `${path}[${i}]`);
     if (s.length !== inner.length || s.some((v, k) => v !== inner[k])) {
-      throw new EngineError('tensor', `ragged nested array: ${path}[${i}] has shape [${s.join(', ')}] but ${path}[0] has [${inner.join(', ')}]`);
+      throw new EngineError(
+        'tensor',
+        `ragged nested array: ${path}[${i}] has shape [${s.join(', ')}] but ${path}[0] has [${inner.join(', ')}]`,
+      );
     }
   }
   return [data.length, ...inner];
@@ -114,7 +123,10 @@ function inferShape(data: NestedArray, path: string): number[] {
  * explicit shape. Nested numbers default to float32 (JavaScript has no integer type);
  * nested booleans give bool; typed arrays keep their element type unless dtype says otherwise.
  */
-export function tensor(data: NestedArray | TypedArray, o: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+export function tensor(
+  data: NestedArray | TypedArray,
+  o: CreateOptions & { shape?: readonly number[] } = {},
+): Tensor {
   let values: TypedArray;
   let shape: readonly number[];
   if (ArrayBuffer.isView(data)) {
@@ -127,17 +139,27 @@ export function tensor(data: NestedArray | TypedArray, o: CreateOptions & { shap
     for (let i = 0; i < flat.length; i++) {
       const v = flat[i];
       if (typeof v !== (bools ? 'boolean' : 'number')) {
-        throw new EngineError('tensor', `element ${i} is ${JSON.stringify(v)}; expected ${bools ? 'booleans' : 'numbers'} throughout`);
+        throw new EngineError(
+          'tensor',
+          `element ${i} is ${JSON.stringify(v)}; expected ${bools ? 'booleans' : 'numbers'} throughout`,
+        );
       }
     }
     values = bools ? Uint8Array.from(flat, (v) => (v ? 1 : 0)) : Float64Array.from(flat as number[]);
   }
-  const natural: DType = ArrayBuffer.isView(data) ? dtypeOfArray(data) : values instanceof Uint8Array ? 'bool' : 'float64';
+  const natural: DType = ArrayBuffer.isView(data)
+    ? dtypeOfArray(data)
+    : values instanceof Uint8Array
+      ? 'bool'
+      : 'float64';
   const target = o.dtype ?? (ArrayBuffer.isView(data) ? natural : natural === 'bool' ? 'bool' : 'float32');
   checkShape('tensor', shape);
   const expected = shape.reduce((a, b) => a * b, 1);
   if (expected !== values.length) {
-    throw new EngineError('tensor', `shape [${shape.join(', ')}] needs ${expected} elements but the data has ${values.length}`);
+    throw new EngineError(
+      'tensor',
+      `shape [${shape.join(', ')}] needs ${expected} elements but the data has ${values.length}`,
+    );
   }
   const base = new Tensor(run('tensor', () => native.fromData(values, shape, dtypeCode(natural))));
   if (target === natural && (o.device === undefined || o.device === 'cpu')) return base;

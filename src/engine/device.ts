@@ -26,7 +26,10 @@ export function checkDevice(op: string, device: string | undefined): Device {
   }
   const index = m[1] === undefined ? 0 : Number(m[1]);
   if (index >= native.cudaDeviceCount()) {
-    throw new EngineError(op, `device '${device}' does not exist: ${native.cudaDeviceCount()} CUDA device(s) visible`);
+    throw new EngineError(
+      op,
+      `device '${device}' does not exist: ${native.cudaDeviceCount()} CUDA device(s) visible`,
+    );
   }
   return device as Device;
 }

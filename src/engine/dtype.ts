@@ -1,6 +1,7 @@
 // Element types. Codes are libtorch's at::ScalarType values, passed to the addon as integers.
 
-export type DType = 'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'bool' | 'bfloat16';
+export type DType =
+  'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'bool' | 'bfloat16';
 
 export const DTYPE_CODES: Readonly<Record<DType, number>> = {
   uint8: 0,
@@ -43,7 +44,9 @@ export type TypedArray =
 export function dtypeCode(dtype: DType): number {
   const code = DTYPE_CODES[dtype];
   if (code === undefined) {
-    throw new TypeError(`unknown dtype '${String(dtype)}' (expected one of ${Object.keys(DTYPE_CODES).join(', ')})`);
+    throw new TypeError(
+      `unknown dtype '${String(dtype)}' (expected one of ${Object.keys(DTYPE_CODES).join(', ')})`,
+    );
   }
   return code;
 }

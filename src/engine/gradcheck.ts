@@ -32,7 +32,8 @@ type Fn = (...inputs: Tensor[]) => Tensor;
 
 function checkInputs(op: string, inputs: Tensor[]): void {
   inputs.forEach((x, i) => {
-    if (x.dtype !== 'float64') throw new EngineError(op, `input ${i} is ${x.dtype}; finite differences need float64`);
+    if (x.dtype !== 'float64')
+      throw new EngineError(op, `input ${i} is ${x.dtype}; finite differences need float64`);
   });
 }
 
@@ -49,8 +50,19 @@ export function gradcheck(fn: Fn, inputs: Tensor[], o: GradcheckOptions = {}): G
     const leaves = inputs.map((x) => x.detach().requiresGrad_(true));
     const out0 = fn(...leaves);
     const v = randn(out0.shape, { dtype: 'float64', generator: new Generator(o.seed ?? 0) });
-    const scalar = (xs: Tensor[]): number => tidy(() => fn(...xs).mul(v).sum().item());
-    const analytic = grad(out0.mul(v).sum(), leaves, { allowUnused: true }).map((g, i) =>
+    const scalar = (xs: Tensor[]): number =>
+      tidy(() =>
+        fn(...xs)
+          .mul(v)
+          .sum()
+          .item(),
+      );
+    // An output without a graph (e.g. the gradient of a linear map) has derivative zero.
+    const projected = out0.mul(v).sum();
+    const grads = projected.requiresGrad
+      ? grad(projected, leaves, { allowUnused: true })
+      : leaves.map(() => null);
+    const analytic = grads.map((g, i) =>
       g === null ? new Array<number>(leaves[i].numel).fill(0) : g.toNumbers(),
     );
 

@@ -17,4 +17,10 @@ export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult }
 export { Optimizer, type OptimizerState } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
-export { LRScheduler, stepSchedule, multiStepSchedule, cosineSchedule, type Schedule } from './optim/schedules.js';
+export {
+  LRScheduler,
+  stepSchedule,
+  multiStepSchedule,
+  cosineSchedule,
+  type Schedule,
+} from './optim/schedules.js';

@@ -23,7 +23,14 @@ export function outer(a: Tensor, b: Tensor): Tensor {
   return a.outer(b);
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
-  return new Tensor(run('einsum', () => native.einsum(equation, operands.map((t) => t.handle))));
+  return new Tensor(
+    run('einsum', () =>
+      native.einsum(
+        equation,
+        operands.map((t) => t.handle),
+      ),
+    ),
+  );
 }
 /** Cholesky factor L (lower, A = L L^T) or U (upper, A = U^T U) of a symmetric positive-definite A. */
 export function cholesky(a: Tensor, upper = false): Tensor {

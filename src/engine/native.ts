@@ -102,7 +102,14 @@ export interface NativeModule {
   gradOf(t: H): H | null;
   setGrad(t: H, g: OptH): void;
   detach(t: H): H;
-  grad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: boolean | null, createGraph: boolean, allowUnused: boolean): (H | null)[];
+  grad(
+    outputs: H[],
+    inputs: H[],
+    gradOutputs: H[] | null,
+    retainGraph: boolean | null,
+    createGraph: boolean,
+    allowUnused: boolean,
+  ): (H | null)[];
   backward(t: H, gradient: OptH, retainGraph: boolean | null, createGraph: boolean): void;
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
@@ -215,14 +222,41 @@ export interface NativeModule {
   trace(a: H): H;
   // nn
   conv2d(x: H, w: H, b: OptH, stride: Ints, padding: Ints, dilation: Ints, groups: Num): H;
-  convTranspose2d(x: H, w: H, b: OptH, stride: Ints, padding: Ints, outputPadding: Ints, groups: Num, dilation: Ints): H;
+  convTranspose2d(
+    x: H,
+    w: H,
+    b: OptH,
+    stride: Ints,
+    padding: Ints,
+    outputPadding: Ints,
+    groups: Num,
+    dilation: Ints,
+  ): H;
   linear(x: H, w: H, b: OptH): H;
   avgPool2d(x: H, kernel: Ints, stride: Ints, padding: Ints, ceilMode: boolean, countIncludePad: boolean): H;
   maxPool2d(x: H, kernel: Ints, stride: Ints, padding: Ints, dilation: Ints, ceilMode: boolean): H;
   adaptiveAvgPool2d(x: H, size: Ints): H;
-  batchNorm(x: H, runMean: OptH, runVar: OptH, w: OptH, b: OptH, training: boolean, momentum: Num, eps: Num): H;
+  batchNorm(
+    x: H,
+    runMean: OptH,
+    runVar: OptH,
+    w: OptH,
+    b: OptH,
+    training: boolean,
+    momentum: Num,
+    eps: Num,
+  ): H;
   groupNorm(x: H, groups: Num, w: OptH, b: OptH, eps: Num): H;
-  instanceNorm(x: H, runMean: OptH, runVar: OptH, w: OptH, b: OptH, useInputStats: boolean, momentum: Num, eps: Num): H;
+  instanceNorm(
+    x: H,
+    runMean: OptH,
+    runVar: OptH,
+    w: OptH,
+    b: OptH,
+    useInputStats: boolean,
+    momentum: Num,
+    eps: Num,
+  ): H;
   layerNorm(x: H, shape: Ints, w: OptH, b: OptH, eps: Num): H;
   softmax(x: H, dim: Num): H;
   logSoftmax(x: H, dim: Num): H;
@@ -243,7 +277,9 @@ const ADDON = fileURLToPath(new URL('../../../native/build/Release/distillery_na
 
 function load(): NativeModule {
   if (!existsSync(ADDON)) {
-    throw new Error(`Distillery's native engine is not built (${ADDON} is missing). Run \`bash install.sh\`, or \`npm run build:native\` if libtorch is already installed.`);
+    throw new Error(
+      `Distillery's native engine is not built (${ADDON} is missing). Run \`bash install.sh\`, or \`npm run build:native\` if libtorch is already installed.`,
+    );
   }
   try {
     return createRequire(import.meta.url)(ADDON) as NativeModule;

@@ -16,7 +16,10 @@ function pair(v: Pair): [number, number] {
 
 function expectDims(op: string, what: string, t: Tensor, ndim: number, layout: string): void {
   if (t.ndim !== ndim) {
-    throw new EngineError(op, `expected ${what} of ${ndim} dimensions ${layout}, got shape [${t.shape.join(', ')}]`);
+    throw new EngineError(
+      op,
+      `expected ${what} of ${ndim} dimensions ${layout}, got shape [${t.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -32,11 +35,22 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2
   expectDims('conv2d', 'weight', weight, 4, '[out, in/groups, kH, kW]');
   const groups = o.groups ?? 1;
   if (x.size(1) !== weight.size(1) * groups) {
-    throw new EngineError('conv2d', `input has ${x.size(1)} channels but weight expects ${weight.size(1) * groups} (weight shape [${weight.shape.join(', ')}], groups ${groups})`);
+    throw new EngineError(
+      'conv2d',
+      `input has ${x.size(1)} channels but weight expects ${weight.size(1) * groups} (weight shape [${weight.shape.join(', ')}], groups ${groups})`,
+    );
   }
   return new Tensor(
     run('conv2d', () =>
-      native.conv2d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), groups),
+      native.conv2d(
+        x.handle,
+        weight.handle,
+        bias?.handle,
+        pair(o.stride ?? 1),
+        pair(o.padding ?? 0),
+        pair(o.dilation ?? 1),
+        groups,
+      ),
     ),
   );
 }
@@ -69,7 +83,10 @@ export function convTranspose2d(
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   expectDims('linear', 'weight', weight, 2, '[out, in]');
   if (x.size(-1) !== weight.size(1)) {
-    throw new EngineError('linear', `input has ${x.size(-1)} features but weight expects ${weight.size(1)} (weight shape [${weight.shape.join(', ')}])`);
+    throw new EngineError(
+      'linear',
+      `input has ${x.size(-1)} features but weight expects ${weight.size(1)} (weight shape [${weight.shape.join(', ')}])`,
+    );
   }
   return new Tensor(run('linear', () => native.linear(x.handle, weight.handle, bias?.handle)));
 }
@@ -80,10 +97,21 @@ export interface PoolOptions {
   ceilMode?: boolean;
 }
 
-export function avgPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
+export function avgPool2d(
+  x: Tensor,
+  kernel: Pair,
+  o: PoolOptions & { countIncludePad?: boolean } = {},
+): Tensor {
   return new Tensor(
     run('avgPool2d', () =>
-      native.avgPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true),
+      native.avgPool2d(
+        x.handle,
+        pair(kernel),
+        pair(o.stride ?? kernel),
+        pair(o.padding ?? 0),
+        o.ceilMode ?? false,
+        o.countIncludePad ?? true,
+      ),
     ),
   );
 }
@@ -91,7 +119,14 @@ export function avgPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { countInclu
 export function maxPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { dilation?: Pair } = {}): Tensor {
   return new Tensor(
     run('maxPool2d', () =>
-      native.maxPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false),
+      native.maxPool2d(
+        x.handle,
+        pair(kernel),
+        pair(o.stride ?? kernel),
+        pair(o.padding ?? 0),
+        pair(o.dilation ?? 1),
+        o.ceilMode ?? false,
+      ),
     ),
   );
 }
@@ -123,20 +158,39 @@ export function batchNorm(x: Tensor, o: NormOptions & RunningStats & { training?
   }
   return new Tensor(
     run('batchNorm', () =>
-      native.batchNorm(x.handle, o.runningMean?.handle, o.runningVar?.handle, o.weight?.handle, o.bias?.handle, training, o.momentum ?? 0.1, o.eps ?? 1e-5),
+      native.batchNorm(
+        x.handle,
+        o.runningMean?.handle,
+        o.runningVar?.handle,
+        o.weight?.handle,
+        o.bias?.handle,
+        training,
+        o.momentum ?? 0.1,
+        o.eps ?? 1e-5,
+      ),
     ),
   );
 }
 
 export function groupNorm(x: Tensor, groups: number, o: NormOptions = {}): Tensor {
   if (x.ndim < 2 || x.size(1) % groups !== 0) {
-    throw new EngineError('groupNorm', `channels (${x.ndim < 2 ? '?' : x.size(1)}) must be divisible by groups (${groups}); input shape [${x.shape.join(', ')}]`);
+    throw new EngineError(
+      'groupNorm',
+      `channels (${x.ndim < 2 ? '?' : x.size(1)}) must be divisible by groups (${groups}); input shape [${x.shape.join(', ')}]`,
+    );
   }
-  return new Tensor(run('groupNorm', () => native.groupNorm(x.handle, groups, o.weight?.handle, o.bias?.handle, o.eps ?? 1e-5)));
+  return new Tensor(
+    run('groupNorm', () =>
+      native.groupNorm(x.handle, groups, o.weight?.handle, o.bias?.handle, o.eps ?? 1e-5),
+    ),
+  );
 }
 
 /** Instance normalization: per-sample, per-channel statistics over the spatial dims. */
-export function instanceNorm(x: Tensor, o: NormOptions & RunningStats & { useInputStats?: boolean } = {}): Tensor {
+export function instanceNorm(
+  x: Tensor,
+  o: NormOptions & RunningStats & { useInputStats?: boolean } = {},
+): Tensor {
   return new Tensor(
     run('instanceNorm', () =>
       native.instanceNorm(
@@ -155,7 +209,9 @@ export function instanceNorm(x: Tensor, o: NormOptions & RunningStats & { useInp
 
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], o: NormOptions = {}): Tensor {
   return new Tensor(
-    run('layerNorm', () => native.layerNorm(x.handle, normalizedShape, o.weight?.handle, o.bias?.handle, o.eps ?? 1e-5)),
+    run('layerNorm', () =>
+      native.layerNorm(x.handle, normalizedShape, o.weight?.handle, o.bias?.handle, o.eps ?? 1e-5),
+    ),
   );
 }
 
@@ -194,23 +250,49 @@ export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOpti
   expectDims('crossEntropy', 'logits', logits, 2, '[N, classes]');
   const soft = target.dtype !== 'int64';
   if (soft && (target.ndim !== 2 || target.size(0) !== logits.size(0) || target.size(1) !== logits.size(1))) {
-    throw new EngineError('crossEntropy', `soft targets must have the logits' shape [${logits.shape.join(', ')}], got [${target.shape.join(', ')}] (hard targets must be int64 class indices)`);
+    throw new EngineError(
+      'crossEntropy',
+      `soft targets must have the logits' shape [${logits.shape.join(', ')}], got [${target.shape.join(', ')}] (hard targets must be int64 class indices)`,
+    );
   }
   if (!soft && (target.ndim !== 1 || target.size(0) !== logits.size(0))) {
-    throw new EngineError('crossEntropy', `class-index targets must have shape [${logits.size(0)}], got [${target.shape.join(', ')}]`);
+    throw new EngineError(
+      'crossEntropy',
+      `class-index targets must have shape [${logits.size(0)}], got [${target.shape.join(', ')}]`,
+    );
   }
   const smoothing = o.labelSmoothing ?? 0;
-  if (!(smoothing >= 0 && smoothing <= 1)) throw new EngineError('crossEntropy', `labelSmoothing must be in [0, 1], got ${smoothing}`);
+  if (!(smoothing >= 0 && smoothing <= 1))
+    throw new EngineError('crossEntropy', `labelSmoothing must be in [0, 1], got ${smoothing}`);
   return new Tensor(
     run('crossEntropy', () =>
-      native.crossEntropy(logits.handle, target.handle, o.weight?.handle, o.reduction ?? 'mean', o.ignoreIndex ?? -100, smoothing),
+      native.crossEntropy(
+        logits.handle,
+        target.handle,
+        o.weight?.handle,
+        o.reduction ?? 'mean',
+        o.ignoreIndex ?? -100,
+        smoothing,
+      ),
     ),
   );
 }
 
-export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+export function nllLoss(
+  logProbs: Tensor,
+  target: Tensor,
+  o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {},
+): Tensor {
   return new Tensor(
-    run('nllLoss', () => native.nllLoss(logProbs.handle, target.handle, o.weight?.handle, o.reduction ?? 'mean', o.ignoreIndex ?? -100)),
+    run('nllLoss', () =>
+      native.nllLoss(
+        logProbs.handle,
+        target.handle,
+        o.weight?.handle,
+        o.reduction ?? 'mean',
+        o.ignoreIndex ?? -100,
+      ),
+    ),
   );
 }
 
@@ -236,16 +318,24 @@ export function l1Loss(input: Tensor, target: Tensor, reduction: Reduction = 'me
  * KL divergence with `input` as log-probabilities (as in PyTorch). 'batchmean'
  * divides the sum by the batch size, which is the mathematically correct KL.
  */
-export function klDiv(input: Tensor, target: Tensor, o: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
+export function klDiv(
+  input: Tensor,
+  target: Tensor,
+  o: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {},
+): Tensor {
   checkSameShape('klDiv', input, target);
   const reduction = o.reduction ?? 'batchmean';
   if (reduction === 'batchmean') {
-    const total = new Tensor(run('klDiv', () => native.klDiv(input.handle, target.handle, 'sum', o.logTarget ?? false)));
+    const total = new Tensor(
+      run('klDiv', () => native.klDiv(input.handle, target.handle, 'sum', o.logTarget ?? false)),
+    );
     const out = total.div(input.size(0));
     total.dispose();
     return out;
   }
-  return new Tensor(run('klDiv', () => native.klDiv(input.handle, target.handle, reduction, o.logTarget ?? false)));
+  return new Tensor(
+    run('klDiv', () => native.klDiv(input.handle, target.handle, reduction, o.logTarget ?? false)),
+  );
 }
 
 export function oneHot(labels: Tensor, numClasses: number): Tensor {
@@ -273,28 +363,46 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   let size: [number, number];
   if (o.size !== undefined) size = pair(o.size);
   else {
-    const [sh, sw] = typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : (o.scaleFactor as [number, number]);
+    const [sh, sw] =
+      typeof o.scaleFactor === 'number'
+        ? [o.scaleFactor, o.scaleFactor]
+        : (o.scaleFactor as [number, number]);
     size = [Math.floor(x.size(2) * sh), Math.floor(x.size(3) * sw)];
   }
-  return new Tensor(run('interpolate', () => native.interpolate(x.handle, size, mode, o.alignCorners ?? false)));
+  return new Tensor(
+    run('interpolate', () => native.interpolate(x.handle, size, mode, o.alignCorners ?? false)),
+  );
 }
 
 /** Sampling grid [N, H, W, 2] for affine matrices theta [N, 2, 3] and output size [N, C, H, W]. */
 export function affineGrid(theta: Tensor, size: readonly number[], alignCorners = false): Tensor {
   expectDims('affineGrid', 'theta', theta, 3, '[N, 2, 3]');
-  if (size.length !== 4) throw new EngineError('affineGrid', `size must be [N, C, H, W], got [${size.join(', ')}]`);
+  if (size.length !== 4)
+    throw new EngineError('affineGrid', `size must be [N, C, H, W], got [${size.join(', ')}]`);
   return new Tensor(run('affineGrid', () => native.affineGrid(theta.handle, size, alignCorners)));
 }
 
 export function gridSample(
   x: Tensor,
   grid: Tensor,
-  o: { mode?: 'bilinear' | 'nearest' | 'bicubic'; paddingMode?: 'zeros' | 'border' | 'reflection'; alignCorners?: boolean } = {},
+  o: {
+    mode?: 'bilinear' | 'nearest' | 'bicubic';
+    paddingMode?: 'zeros' | 'border' | 'reflection';
+    alignCorners?: boolean;
+  } = {},
 ): Tensor {
   expectDims('gridSample', 'input', x, 4, '[N, C, H, W]');
   expectDims('gridSample', 'grid', grid, 4, '[N, H, W, 2]');
   return new Tensor(
-    run('gridSample', () => native.gridSample(x.handle, grid.handle, o.mode ?? 'bilinear', o.paddingMode ?? 'zeros', o.alignCorners ?? false)),
+    run('gridSample', () =>
+      native.gridSample(
+        x.handle,
+        grid.handle,
+        o.mode ?? 'bilinear',
+        o.paddingMode ?? 'zeros',
+        o.alignCorners ?? false,
+      ),
+    ),
   );
 }
 
@@ -313,7 +421,10 @@ export function pad(
   o: { mode?: 'constant' | 'reflect' | 'replicate' | 'circular'; value?: number } = {},
 ): Tensor {
   if (pads.length % 2 !== 0 || pads.length / 2 > x.ndim) {
-    throw new EngineError('pad', `pads must hold pairs for at most ${x.ndim} dimensions, got [${pads.join(', ')}]`);
+    throw new EngineError(
+      'pad',
+      `pads must hold pairs for at most ${x.ndim} dimensions, got [${pads.join(', ')}]`,
+    );
   }
   return new Tensor(run('pad', () => native.pad(x.handle, pads, o.mode ?? 'constant', o.value ?? 0)));
 }

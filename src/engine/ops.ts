@@ -10,11 +10,25 @@ function nonEmpty(op: string, ts: readonly Tensor[]): void {
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   nonEmpty('cat', tensors);
-  return new Tensor(run('cat', () => native.cat(tensors.map((t) => t.handle), dim)));
+  return new Tensor(
+    run('cat', () =>
+      native.cat(
+        tensors.map((t) => t.handle),
+        dim,
+      ),
+    ),
+  );
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   nonEmpty('stack', tensors);
-  return new Tensor(run('stack', () => native.stack(tensors.map((t) => t.handle), dim)));
+  return new Tensor(
+    run('stack', () =>
+      native.stack(
+        tensors.map((t) => t.handle),
+        dim,
+      ),
+    ),
+  );
 }
 /** Elementwise choice: a where cond is true, b elsewhere. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {

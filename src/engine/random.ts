@@ -30,6 +30,7 @@ export class Generator {
 
 /** Seeds libtorch's global generator (used by random ops called without a generator). */
 export function manualSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new EngineError('manualSeed', `seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new EngineError('manualSeed', `seed must be a non-negative integer, got ${seed}`);
   native.manualSeed(seed);
 }

@@ -10,7 +10,8 @@ export function getNumThreads(): number {
 
 /** Threads libtorch uses for intra-op parallelism (all available cores by default). */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new EngineError('setNumThreads', `needs a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new EngineError('setNumThreads', `needs a positive integer, got ${n}`);
   native.setNumThreads(n);
 }
 

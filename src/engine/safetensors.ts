@@ -38,9 +38,14 @@ export interface SafetensorsFile {
 }
 
 /** Writes tensors (and string metadata) to `path` atomically. */
-export function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata: Record<string, string> = {}): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+): void {
   for (const [k, v] of Object.entries(metadata)) {
-    if (typeof v !== 'string') throw new EngineError('saveSafetensors', `metadata '${k}' must be a string, got ${typeof v}`);
+    if (typeof v !== 'string')
+      throw new EngineError('saveSafetensors', `metadata '${k}' must be a string, got ${typeof v}`);
   }
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
@@ -48,7 +53,8 @@ export function saveSafetensors(path: string, tensors: Record<string, Tensor>, m
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const name of names) {
-    if (name === '__metadata__') throw new EngineError('saveSafetensors', "'__metadata__' is reserved and cannot name a tensor");
+    if (name === '__metadata__')
+      throw new EngineError('saveSafetensors', "'__metadata__' is reserved and cannot name a tensor");
     const t = tensors[name];
     const bytes = new Uint8Array(native.toData(t.handle));
     header[name] = { dtype: CODES[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes.length] };
@@ -74,7 +80,10 @@ export function saveSafetensors(path: string, tensors: Record<string, Tensor>, m
   } catch (e) {
     if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new EngineError('saveSafetensors', `cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new EngineError(
+      'saveSafetensors',
+      `cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }
 
@@ -88,9 +97,13 @@ export function loadSafetensors(path: string, o: { device?: Device } = {}): Safe
   try {
     buf = readFileSync(path);
   } catch (e) {
-    throw new EngineError('loadSafetensors', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new EngineError(
+      'loadSafetensors',
+      `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
-  if (buf.length < 8) throw corrupt(path, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
+  if (buf.length < 8)
+    throw corrupt(path, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
   const headerLength = Number(buf.readBigUInt64LE(0));
   if (headerLength > MAX_HEADER || 8 + headerLength > buf.length) {
     throw corrupt(path, `header length ${headerLength} does not fit in a file of ${buf.length} bytes`);
@@ -101,7 +114,8 @@ export function loadSafetensors(path: string, o: { device?: Device } = {}): Safe
   } catch (e) {
     throw corrupt(path, `header is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt(path, 'header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw corrupt(path, 'header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = buf.length - dataStart;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
@@ -116,12 +130,24 @@ export function loadSafetensors(path: string, o: { device?: Device } = {}): Safe
         throw corrupt(path, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
       }
       const [begin, end] = Array.isArray(e.data_offsets) ? e.data_offsets : [NaN, NaN];
-      if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin || end > dataLength) {
-        throw corrupt(path, `tensor '${name}' has data offsets ${JSON.stringify(e.data_offsets)} outside the ${dataLength}-byte data section (file truncated?)`);
+      if (
+        !Number.isInteger(begin) ||
+        !Number.isInteger(end) ||
+        begin < 0 ||
+        end < begin ||
+        end > dataLength
+      ) {
+        throw corrupt(
+          path,
+          `tensor '${name}' has data offsets ${JSON.stringify(e.data_offsets)} outside the ${dataLength}-byte data section (file truncated?)`,
+        );
       }
       const expected = e.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
       if (end - begin !== expected) {
-        throw corrupt(path, `tensor '${name}' of shape [${e.shape.join(', ')}] (${dtype}) needs ${expected} bytes, offsets give ${end - begin}`);
+        throw corrupt(
+          path,
+          `tensor '${name}' of shape [${e.shape.join(', ')}] (${dtype}) needs ${expected} bytes, offsets give ${end - begin}`,
+        );
       }
       const bytes = buf.subarray(dataStart + begin, dataStart + end);
       const t = new Tensor(native.fromData(bytes, e.shape, dtypeCode(dtype)));

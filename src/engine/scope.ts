@@ -65,7 +65,9 @@ export function tidy<T>(fn: () => T): T {
   try {
     result = fn();
     if (result instanceof Promise) {
-      throw new Error('tidy() cannot wrap an async function: tensors would be released before the promise settles');
+      throw new Error(
+        'tidy() cannot wrap an async function: tensors would be released before the promise settles',
+      );
     }
     return result;
   } finally {

@@ -36,7 +36,10 @@ export class Tensor implements ScopeOwned {
   /** The native handle; throws if the tensor was disposed. */
   get handle(): Handle {
     if (this.#handle === null) {
-      throw new EngineError('tensor', 'this tensor was disposed (by dispose() or at the end of a tidy() scope) and cannot be used');
+      throw new EngineError(
+        'tensor',
+        'this tensor was disposed (by dispose() or at the end of a tidy() scope) and cannot be used',
+      );
     }
     return this.#handle;
   }
@@ -76,7 +79,10 @@ export class Tensor implements ScopeOwned {
     const shape = this.shape;
     const d = dim < 0 ? dim + shape.length : dim;
     if (d < 0 || d >= shape.length) {
-      throw new EngineError('size', `dimension ${dim} is out of range for a tensor of shape [${shape.join(', ')}]`);
+      throw new EngineError(
+        'size',
+        `dimension ${dim} is out of range for a tensor of shape [${shape.join(', ')}]`,
+      );
     }
     return shape[d];
   }
@@ -100,7 +106,12 @@ export class Tensor implements ScopeOwned {
 
   // ---- conversion and export ----
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
-    const spec = typeof target === 'string' ? (/^(cpu|cuda)/.test(target) ? { device: target as Device } : { dtype: target as DType }) : target;
+    const spec =
+      typeof target === 'string'
+        ? /^(cpu|cuda)/.test(target)
+          ? { device: target as Device }
+          : { dtype: target as DType }
+        : target;
     const device = spec.device === undefined ? null : checkDevice('to', spec.device);
     const dtype = spec.dtype === undefined ? null : dtypeCode(spec.dtype);
     return new Tensor(run('to', () => native.to(this.handle, dtype, device)));
@@ -122,13 +133,19 @@ export class Tensor implements ScopeOwned {
   }
   contiguous(format: MemoryFormat = 'contiguous'): Tensor {
     if (format === 'channelsLast' && this.ndim !== 4) {
-      throw new EngineError('contiguous', `channelsLast needs a 4-D tensor, got shape [${this.shape.join(', ')}]`);
+      throw new EngineError(
+        'contiguous',
+        `channelsLast needs a 4-D tensor, got shape [${this.shape.join(', ')}]`,
+      );
     }
     return new Tensor(native.contiguous(this.handle, format === 'channelsLast'));
   }
   /** The elements as a typed array (a copy; int64 as BigInt64Array, float16/bfloat16 as raw Uint16Array). */
   toArray(): TypedArray {
-    return viewBytes(run('toArray', () => native.toData(this.handle)), this.dtype);
+    return viewBytes(
+      run('toArray', () => native.toData(this.handle)),
+      this.dtype,
+    );
   }
   /** The elements as a flat array of numbers (int64 converted with Number()). */
   toNumbers(): number[] {
@@ -173,7 +190,8 @@ export class Tensor implements ScopeOwned {
   }
   /** Matrix transpose of a 2-D tensor. */
   t(): Tensor {
-    if (this.ndim !== 2) throw new EngineError('t', `expects a 2-D tensor, got shape [${this.shape.join(', ')}]`);
+    if (this.ndim !== 2)
+      throw new EngineError('t', `expects a 2-D tensor, got shape [${this.shape.join(', ')}]`);
     return this.transpose(0, 1);
   }
   flatten(startDim = 0, endDim = -1): Tensor {
@@ -364,7 +382,8 @@ export class Tensor implements ScopeOwned {
     return new Tensor(native.isfinite(this.handle));
   }
   clamp(min?: number, max?: number): Tensor {
-    if (min === undefined && max === undefined) throw new EngineError('clamp', 'give at least one of min and max');
+    if (min === undefined && max === undefined)
+      throw new EngineError('clamp', 'give at least one of min and max');
     return new Tensor(run('clamp', () => native.clamp(this.handle, min ?? null, max ?? null)));
   }
   lerp(end: Tensor, weight: number): Tensor {
@@ -406,10 +425,16 @@ export class Tensor implements ScopeOwned {
     return new Tensor(run('prod', () => native.prod(this.handle, dim ?? null, keepdim)));
   }
   /** Variance; correction 1 is the unbiased estimator (PyTorch's default), 0 the population variance. */
-  var(dims?: Dims, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+  var(
+    dims?: Dims,
+    { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {},
+  ): Tensor {
     return new Tensor(run('var', () => native.var(this.handle, dimsOrNull(dims), correction, keepdim)));
   }
-  std(dims?: Dims, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+  std(
+    dims?: Dims,
+    { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {},
+  ): Tensor {
     return new Tensor(run('std', () => native.std(this.handle, dimsOrNull(dims), correction, keepdim)));
   }
   /** Maximum of all elements, or along dim: values and indices. */
@@ -497,7 +522,10 @@ export class Tensor implements ScopeOwned {
   detach(): Tensor {
     return new Tensor(native.detach(this.handle));
   }
-  backward(gradient?: Tensor, { retainGraph, createGraph = false }: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+  backward(
+    gradient?: Tensor,
+    { retainGraph, createGraph = false }: { retainGraph?: boolean; createGraph?: boolean } = {},
+  ): void {
     run('backward', () => native.backward(this.handle, gradient?.handle, retainGraph ?? null, createGraph));
   }
 

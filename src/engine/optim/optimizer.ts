@@ -36,7 +36,10 @@ export abstract class Optimizer {
    */
   step(grads?: readonly (Tensor | null)[]): void {
     if (grads && grads.length !== this.params.length) {
-      throw new EngineError(`${this.kind}.step`, `got ${grads.length} gradients for ${this.params.length} parameters`);
+      throw new EngineError(
+        `${this.kind}.step`,
+        `got ${grads.length} gradients for ${this.params.length} parameters`,
+      );
     }
     this.stepCount++;
     // tidy() releases every temporary of the update; state buffers are kept explicitly.
@@ -93,11 +96,15 @@ export abstract class Optimizer {
     for (const [key, t] of Object.entries(state.buffers)) {
       const m = /^(.+)\.(\d+)$/.exec(key);
       const i = m ? Number(m[2]) : -1;
-      if (!m || i >= this.params.length) throw new EngineError(`${this.kind}.loadStateDict`, `unexpected state entry '${key}'`);
+      if (!m || i >= this.params.length)
+        throw new EngineError(`${this.kind}.loadStateDict`, `unexpected state entry '${key}'`);
       const want = this.params[i].shape;
       const got = t.shape;
       if (want.length !== got.length || want.some((v, k) => v !== got[k])) {
-        throw new EngineError(`${this.kind}.loadStateDict`, `state '${key}' has shape [${got.join(', ')}], parameter ${i} has [${want.join(', ')}]`);
+        throw new EngineError(
+          `${this.kind}.loadStateDict`,
+          `state '${key}' has shape [${got.join(', ')}], parameter ${i} has [${want.join(', ')}]`,
+        );
       }
       this.setBuffer(m[1], i, t.clone());
     }

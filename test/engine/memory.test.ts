@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as E from '../../src/engine/index.js';
+
+test('tidy disposes temporaries, returns survivors to the enclosing scope, and frees on throw', () => {
+  let inner: E.Tensor | null = null;
+  let kept: E.Tensor | null = null;
+  const result = E.tidy(() => {
+    inner = E.ones([4]).add(1);
+    kept = E.ones([2]).keep();
+    const nested = E.tidy(() => {
+      const t = E.zeros([3]);
+      return { t, list: [t.add(1)] };
+    });
+    return { a: inner.mul(2), nested };
+  });
+  assert.equal((inner as unknown as E.Tensor).isDisposed, true);
+  assert.equal((kept as unknown as E.Tensor).isDisposed, false);
+  assert.deepEqual(result.a.toList(), [4, 4, 4, 4]);
+  assert.deepEqual(result.nested.list[0].toList(), [1, 1, 1]);
+  let leaked: E.Tensor | null = null;
+  assert.throws(() =>
+    E.tidy(() => {
+      leaked = E.ones([2]);
+      throw new Error('inside');
+    }),
+  );
+  assert.equal((leaked as unknown as E.Tensor).isDisposed, true);
+  assert.throws(
+    () => E.tidy(() => Promise.resolve(1) as unknown as number),
+    /tidy\(\) cannot wrap an async function/,
+  );
+});
+
+test('using a disposed tensor is an error, dispose is idempotent', () => {
+  const t = E.ones([2]);
+  t.dispose();
+  t.dispose();
+  assert.throws(() => t.add(1), /this tensor was disposed/);
+  assert.equal(t.toString(), 'Tensor(disposed)');
+});
+
+test('the caching allocator serves repeated shapes from its cache and can be emptied', () => {
+  E.tidy(() => {
+    for (let i = 0; i < 10; i++) E.ones([256, 1024]).mul(2);
+  });
+  const before = E.allocatorStats();
+  E.tidy(() => {
+    for (let i = 0; i < 10; i++) E.ones([256, 1024]).mul(2);
+  });
+  const after = E.allocatorStats();
+  assert.equal(after.mode, 'caching');
+  const allocations = after.allocations - before.allocations;
+  assert.ok(allocations >= 20, `${allocations} allocations for 20 tensors`);
+  assert.equal(
+    after.cacheHits - before.cacheHits,
+    allocations,
+    'every allocation of a seen size is a cache hit',
+  );
+  assert.ok(after.cachedBytes >= 2 * 256 * 1024 * 4);
+  E.emptyCache();
+  assert.equal(E.allocatorStats().cachedBytes, 0);
+});
+
+test('leak test: 5,000 training steps of a small ConvNet hold RSS within +100 MB of step 100', () => {
+  const gen = new E.Generator(0);
+  const x = E.randn([16, 1, 16, 16], { generator: gen });
+  const y = E.randint(0, 10, [16], { generator: gen });
+  const params = [
+    E.randn([8, 1, 3, 3], { generator: gen }).mul(0.3),
+    E.zeros([8]),
+    E.ones([8]),
+    E.zeros([8]),
+    E.randn([10, 8 * 8 * 8], { generator: gen }).mul(0.05),
+    E.zeros([10]),
+  ].map((p) => p.requiresGrad_());
+  const opt = new E.SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+  let rssAt100 = 0;
+  let inUseAt100 = 0;
+  for (let step = 0; step < 5000; step++) {
+    E.tidy(() => {
+      const h = E.nn.conv2d(x, params[0], params[1], { padding: 1 });
+      const n = E.nn.groupNorm(h, 8, { weight: params[2], bias: params[3] });
+      const logits = E.nn.linear(E.nn.avgPool2d(n.relu(), 2).flatten(1), params[4], params[5]);
+      opt.step(E.grad(E.nn.crossEntropy(logits, y), params));
+    });
+    if (step === 100) {
+      rssAt100 = process.memoryUsage().rss;
+      inUseAt100 = E.allocatorStats().inUseBytes;
+    }
+  }
+  const growth = (process.memoryUsage().rss - rssAt100) / 2 ** 20;
+  assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MB between step 100 and 5000`);
+  // Bytes held by live tensors must not grow at all (cached blocks are not leaks).
+  assert.equal(E.allocatorStats().inUseBytes, inUseAt100);
+});

@@ -1,0 +1,195 @@
+// Values of the nn functional ops against hand computations.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as E from '../../src/engine/index.js';
+import { assertClose, assertShape } from '../helpers.js';
+
+test('conv2d, pooling and linear compute what their definitions say', () => {
+  const x = E.arange(16, undefined, 1, { dtype: 'float32' }).reshape(1, 1, 4, 4);
+  const w = E.ones([1, 1, 2, 2]);
+  assert.deepEqual(E.nn.conv2d(x, w, E.tensor([1]), { stride: 2 }).toList(), [
+    [
+      [
+        [11, 19],
+        [43, 51],
+      ],
+    ],
+  ]);
+  assertShape(
+    E.nn.conv2d(E.ones([2, 1, 28, 28]), E.ones([8, 1, 3, 3]), null, { padding: 3 }),
+    [2, 8, 32, 32],
+  );
+  assert.deepEqual(E.nn.avgPool2d(x, 2).toList(), [
+    [
+      [
+        [2.5, 4.5],
+        [10.5, 12.5],
+      ],
+    ],
+  ]);
+  assert.deepEqual(E.nn.maxPool2d(x, 2).toList(), [
+    [
+      [
+        [5, 7],
+        [13, 15],
+      ],
+    ],
+  ]);
+  assert.deepEqual(E.nn.adaptiveAvgPool2d(x, 1).toList(), [[[[7.5]]]]);
+  assert.deepEqual(
+    E.nn
+      .linear(
+        E.tensor([[1, 2]]),
+        E.tensor([
+          [1, 1],
+          [2, -1],
+        ]),
+        E.tensor([0, 10]),
+      )
+      .toList(),
+    [[3, 10]],
+  );
+  assertShape(
+    E.nn.convTranspose2d(E.ones([1, 2, 3, 3]), E.ones([2, 4, 2, 2]), null, { stride: 2 }),
+    [1, 4, 6, 6],
+  );
+  assert.throws(
+    () => E.nn.conv2d(E.ones([3, 28, 28]), E.ones([8, 1, 3, 3])),
+    /conv2d: expected input of 4 dimensions \[N, C, H, W\], got shape \[3, 28, 28\]/,
+  );
+  assert.throws(
+    () => E.nn.linear(E.ones([2, 3]), E.ones([4, 5])),
+    /linear: input has 3 features but weight expects 5/,
+  );
+});
+
+test('normalizations: statistics, affine parameters, running stats', () => {
+  const x = E.tensor(
+    [
+      [[[1, 3]], [[2, 6]]],
+      [[[5, 7]], [[0, 2]]],
+    ],
+    { dtype: 'float64' },
+  ); // [2, 2, 1, 2]
+  const inorm = E.nn.instanceNorm(x, { eps: 0 });
+  assertClose(inorm, [-1, 1, -1, 1, -1, 1, -1, 1]);
+  assertClose(E.nn.groupNorm(x, 2, { eps: 0 }), inorm.toNumbers());
+  const rm = E.zeros([2], { dtype: 'float64' });
+  const rv = E.ones([2], { dtype: 'float64' });
+  const bn = E.nn.batchNorm(x, { runningMean: rm, runningVar: rv, training: true, momentum: 0.5, eps: 0 });
+  // channel 0 values 1,3,5,7: mean 4, biased var 5, unbiased var 20/3
+  assertClose(
+    bn.select(1, 0).flatten(),
+    [-3, -1, 1, 3].map((v) => v / Math.sqrt(5)),
+  );
+  assertClose(rm, [0.5 * 4, 0.5 * 2.5]);
+  assertClose(rv.select(0, 0), [0.5 + 0.5 * (20 / 3)]);
+  const evalOut = E.nn.batchNorm(x, { runningMean: rm, runningVar: rv, training: false, eps: 0 });
+  assertClose(
+    evalOut.select(1, 0).flatten(),
+    [1, 3, 5, 7].map((v) => (v - 2) / Math.sqrt(0.5 + 0.5 * (20 / 3))),
+  );
+  assert.throws(() => E.nn.batchNorm(x, { training: false }), /eval mode needs runningMean and runningVar/);
+  const ln = E.nn.layerNorm(E.tensor([[1, 2, 3]], { dtype: 'float64' }), [3], {
+    weight: E.tensor([1, 1, 2], { dtype: 'float64' }),
+    eps: 0,
+  });
+  const s = Math.sqrt(2 / 3);
+  assertClose(ln, [-1 / s, 0, 2 / s]);
+  assert.throws(
+    () => E.nn.groupNorm(E.ones([1, 3, 2, 2]), 2),
+    /channels \(3\) must be divisible by groups \(2\)/,
+  );
+});
+
+test('cross-entropy: hard, soft and label-smoothed targets agree with the formulas', () => {
+  const logits = E.tensor(
+    [
+      [2, 0, -1],
+      [0.5, 0.5, 3],
+    ],
+    { dtype: 'float64' },
+  );
+  const logp = E.nn.logSoftmax(logits, 1).toList() as number[][];
+  const hard = E.tensor([0, 2], { dtype: 'int64' });
+  assertClose(E.nn.crossEntropy(logits, hard), [-(logp[0][0] + logp[1][2]) / 2]);
+  assertClose(E.nn.crossEntropy(logits, hard, { reduction: 'sum' }), [-(logp[0][0] + logp[1][2])]);
+  assertClose(E.nn.crossEntropy(logits, hard, { reduction: 'none' }), [-logp[0][0], -logp[1][2]]);
+  const onehot = E.nn.oneHot(hard, 3).double();
+  assertClose(E.nn.crossEntropy(logits, onehot), E.nn.crossEntropy(logits, hard).toNumbers());
+  // label smoothing eps: target (1-eps) onehot + eps/C
+  const eps = 0.1;
+  const smoothed = onehot.mul(1 - eps).add(eps / 3);
+  assertClose(
+    E.nn.crossEntropy(logits, hard, { labelSmoothing: eps }),
+    E.nn.crossEntropy(logits, smoothed).toNumbers(),
+    1e-12,
+  );
+  assertClose(E.nn.nllLoss(E.nn.logSoftmax(logits, 1), hard), E.nn.crossEntropy(logits, hard).toNumbers());
+  assert.throws(
+    () => E.nn.crossEntropy(logits, E.tensor([0, 1, 2], { dtype: 'int64' })),
+    /class-index targets must have shape \[2\], got \[3\]/,
+  );
+  assert.throws(
+    () => E.nn.crossEntropy(logits, E.tensor([0, 1])),
+    /soft targets must have the logits' shape/,
+  );
+  assert.throws(
+    () => E.nn.crossEntropy(logits, E.tensor([0, 5], { dtype: 'int64' })),
+    /crossEntropy: Target 5 is out of bounds/,
+  );
+});
+
+test('regression losses, KL divergence, softmax', () => {
+  const a = E.tensor([1, 2, 3], { dtype: 'float64' });
+  const b = E.tensor([1, 0, 0], { dtype: 'float64' });
+  assertClose(E.nn.mseLoss(a, b), [(0 + 4 + 9) / 3]);
+  assertClose(E.nn.mseLoss(a, b, 'sum'), [13]);
+  assertClose(E.nn.l1Loss(a, b), [5 / 3]);
+  const p = E.tensor([[0.2, 0.8]], { dtype: 'float64' });
+  const q = E.tensor([[0.5, 0.5]], { dtype: 'float64' });
+  assertClose(E.nn.klDiv(q.log(), p), [0.2 * Math.log(0.2 / 0.5) + 0.8 * Math.log(0.8 / 0.5)]);
+  assertClose(E.nn.softmax(E.tensor([0, Math.log(3)], { dtype: 'float64' })), [0.25, 0.75]);
+  assert.throws(
+    () => E.nn.mseLoss(a, E.ones([2], { dtype: 'float64' })),
+    /mseLoss: input and target shapes differ: \[3\] vs \[2\]/,
+  );
+});
+
+test('resampling: interpolate, affineGrid + gridSample identity, pixelShuffle', () => {
+  const x = E.arange(4, undefined, 1, { dtype: 'float64' }).reshape(1, 1, 2, 2);
+  assert.deepEqual(E.nn.interpolate(x, { scaleFactor: 2 }).toList(), [
+    [
+      [
+        [0, 0, 1, 1],
+        [0, 0, 1, 1],
+        [2, 2, 3, 3],
+        [2, 2, 3, 3],
+      ],
+    ],
+  ]);
+  assertClose(
+    E.nn.interpolate(x, { size: 3, mode: 'bilinear', alignCorners: true }),
+    [0, 0.5, 1, 1, 1.5, 2, 2, 2.5, 3],
+  );
+  assertShape(E.nn.interpolate(x, { size: [4, 6], mode: 'bicubic' }), [1, 1, 4, 6]);
+  const identity = E.tensor(
+    [
+      [
+        [1, 0, 0],
+        [0, 1, 0],
+      ],
+    ],
+    { dtype: 'float64' },
+  );
+  const img = E.randn([1, 2, 5, 5], { dtype: 'float64', generator: new E.Generator(3) });
+  const grid = E.nn.affineGrid(identity, [1, 2, 5, 5], false);
+  assertClose(E.nn.gridSample(img, grid, { alignCorners: false }), img.toNumbers(), 1e-12);
+  const ps = E.nn.pixelShuffle(E.arange(8, undefined, 1, { dtype: 'float32' }).reshape(1, 4, 1, 2), 2);
+  assertShape(ps, [1, 1, 2, 4]);
+  assert.deepEqual(
+    E.nn.pixelUnshuffle(ps, 2).toList(),
+    E.arange(8, undefined, 1, { dtype: 'float32' }).reshape(1, 4, 1, 2).toList(),
+  );
+  assert.throws(() => E.nn.interpolate(x, {}), /give exactly one of size and scaleFactor/);
+});
