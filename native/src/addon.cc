@@ -13,12 +13,22 @@ static int64_t AccountedBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
+// Bytes currently reported to V8 (JS runs on one thread; no lock needed).
+static int64_t gReportedBytes = 0;
+
+static void AdjustReported(Napi::Env env, int64_t delta) {
+  gReportedBytes += delta;
+  Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+}
+
+// New handles are not reported to V8: most live inside a tidy() scope that frees
+// them deterministically, and reporting every large temporary would make V8 run a
+// full GC several times per forward pass. TypeScript calls ReportExternal for the
+// tensors that outlive their scope, so that leaked ones still create GC pressure.
 Napi::Value Wrap(Napi::Env env, at::Tensor tensor) {
   auto* holder = new Holder{std::move(tensor), 0};
-  holder->accounted = AccountedBytes(holder->tensor);
-  if (holder->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, holder->accounted);
   auto ext = Napi::External<Holder>::New(env, holder, [](Napi::Env env, Holder* h) {
-    if (h->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, -h->accounted);
+    if (h->accounted) AdjustReported(env, -h->accounted);
     delete h;
   });
   napi_type_tag_object(env, ext, &kTensorTag);
@@ -33,8 +43,16 @@ Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
   return arr;
 }
 
+void ReportExternal(Napi::Env env, Holder* holder) {
+  if (holder->accounted || !holder->tensor.defined()) return;
+  holder->accounted = AccountedBytes(holder->tensor);
+  if (holder->accounted) AdjustReported(env, holder->accounted);
+}
+
+int64_t ReportedExternalBytes() { return gReportedBytes; }
+
 void Release(Napi::Env env, Holder* holder) {
-  if (holder->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, -holder->accounted);
+  if (holder->accounted) AdjustReported(env, -holder->accounted);
   holder->accounted = 0;
   holder->tensor = at::Tensor();
 }

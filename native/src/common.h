@@ -23,6 +23,9 @@ struct Holder {
 Napi::Value Wrap(Napi::Env env, at::Tensor tensor);
 Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
 Holder* Unwrap(const Napi::Value& value, const char* what);
+// Reports the tensor's bytes to V8 as external memory (once), so GC feels its weight.
+void ReportExternal(Napi::Env env, Holder* holder);
+int64_t ReportedExternalBytes();
 // Releases the tensor's storage now instead of at garbage collection.
 void Release(Napi::Env env, Holder* holder);
 

@@ -170,6 +170,13 @@ DFN(dispose) {
     return info.Env().Undefined();
   });
 }
+DFN(reportExternal) {
+  return Guard(info, [&] {
+    ReportExternal(info.Env(), Unwrap(info[0], "argument 0"));
+    return info.Env().Undefined();
+  });
+}
+DFN(reportedExternalBytes) { return Napi::Number::New(info.Env(), static_cast<double>(ReportedExternalBytes())); }
 DFN(isContiguous) {
   return Guard(info, [&] { return Napi::Boolean::New(info.Env(), TensorArg(info, 0).is_contiguous()); });
 }
@@ -406,7 +413,7 @@ void RegisterTensorOps(Napi::Env env, Napi::Object e) {
   EXPORT(e, eye); EXPORT(e, rand); EXPORT(e, randn); EXPORT(e, randint); EXPORT(e, randperm); EXPORT(e, bernoulli);
   EXPORT(e, generatorNew); EXPORT(e, generatorGetState); EXPORT(e, generatorSetState); EXPORT(e, manualSeed);
   EXPORT(e, fromData); EXPORT(e, toData); EXPORT(e, item);
-  EXPORT(e, shape); EXPORT(e, dtype); EXPORT(e, device); EXPORT(e, isDisposed); EXPORT(e, dispose);
+  EXPORT(e, shape); EXPORT(e, dtype); EXPORT(e, device); EXPORT(e, isDisposed); EXPORT(e, dispose); EXPORT(e, reportExternal); EXPORT(e, reportedExternalBytes);
   EXPORT(e, isContiguous); EXPORT(e, isChannelsLast);
   EXPORT(e, to); EXPORT(e, clone); EXPORT(e, contiguous);
   EXPORT(e, reshape); EXPORT(e, view); EXPORT(e, permute); EXPORT(e, transpose); EXPORT(e, flatten);

@@ -56,6 +56,8 @@ export interface NativeModule {
   device(t: H): string;
   isDisposed(t: H): boolean;
   dispose(t: H): void;
+  reportExternal(t: H): void;
+  reportedExternalBytes(): number;
   isContiguous(t: H): boolean;
   isChannelsLast(t: H): boolean;
   to(t: H, dtype: Num | null, device: Dev): H;

@@ -37,3 +37,11 @@ export function setCacheLimit(bytes: number): void {
 export function resetPeakMemory(): void {
   native.allocatorResetPeak();
 }
+
+/**
+ * Bytes of live tensors reported to V8 as external memory: those outside any
+ * tidy() scope, which only dispose() or GC finalizers release.
+ */
+export function unscopedTensorBytes(): number {
+  return native.reportedExternalBytes();
+}

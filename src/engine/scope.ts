@@ -8,6 +8,8 @@
 /** Anything a scope can own and release. Tensor implements it. */
 export interface ScopeOwned {
   dispose(): void;
+  /** Called when the object is left without a scope: it now relies on GC finalizers. */
+  unscoped(): void;
   /** The scope that will release this object, or null. */
   scope: Set<ScopeOwned> | null;
 }
@@ -16,13 +18,13 @@ export const SCOPE_OWNED = Symbol('distillery.scopeOwned');
 
 const stack: Set<ScopeOwned>[] = [];
 
-/** Registers a newly created object with the innermost open scope. */
+/** Registers a newly created object with the innermost open scope, if any. */
 export function track(obj: ScopeOwned): void {
   const scope = stack[stack.length - 1];
   if (scope) {
     scope.add(obj);
     obj.scope = scope;
-  }
+  } else obj.unscoped();
 }
 
 /** Removes obj from its scope (on dispose, or to keep it alive past the scope). */
@@ -33,7 +35,10 @@ export function untrack(obj: ScopeOwned): void {
 
 /** Keeps obj alive after the enclosing tidy() scopes end; the caller disposes it. */
 export function keep<T extends ScopeOwned>(obj: T): T {
-  untrack(obj);
+  if (obj.scope) {
+    untrack(obj);
+    obj.unscoped();
+  }
   return obj;
 }
 
@@ -78,7 +83,8 @@ export function tidy<T>(fn: () => T): T {
     for (const obj of scope) {
       if (survivors.has(obj)) {
         obj.scope = parent;
-        parent?.add(obj);
+        if (parent) parent.add(obj);
+        else obj.unscoped();
       } else {
         obj.scope = null;
         obj.dispose();

@@ -5,7 +5,7 @@ import { checkDevice, type Device } from './device.js';
 import { DTYPE_BYTES, dtypeCode, dtypeFromCode, viewBytes, type DType, type TypedArray } from './dtype.js';
 import { EngineError, run } from './errors.js';
 import { native, type Handle } from './native.js';
-import { SCOPE_OWNED, track, untrack, type ScopeOwned } from './scope.js';
+import { SCOPE_OWNED, keep, track, untrack, type ScopeOwned } from './scope.js';
 
 export type Dims = number | readonly number[];
 export type Operand = Tensor | number;
@@ -58,8 +58,12 @@ export class Tensor implements ScopeOwned {
 
   /** Keeps this tensor alive past the enclosing tidy() scopes. */
   keep(): this {
-    untrack(this);
-    return this;
+    return keep(this);
+  }
+
+  /** Outside any scope only GC finalizers free the tensor: tell V8 how heavy it is. */
+  unscoped(): void {
+    if (this.#handle !== null) native.reportExternal(this.#handle);
   }
 
   // ---- metadata ----

@@ -32,6 +32,20 @@ test('tidy disposes temporaries, returns survivors to the enclosing scope, and f
   );
 });
 
+test('only tensors that outlive their scope are reported to V8 as external memory', () => {
+  const base = E.unscopedTensorBytes();
+  E.tidy(() => {
+    E.zeros([10, 1024, 1024]); // 40 MB released by the scope: no GC pressure
+    assert.ok(E.unscopedTensorBytes() - base < 1e6);
+  });
+  const kept = E.tidy(() => E.zeros([10, 1024, 1024]));
+  const unscoped = E.zeros([10, 1024, 1024]);
+  assert.ok(E.unscopedTensorBytes() - base >= 2 * 40 * 2 ** 20, 'survivors and unscoped tensors are counted');
+  kept.dispose();
+  unscoped.dispose();
+  assert.ok(E.unscopedTensorBytes() - base < 1e6, 'dispose gives the count back');
+});
+
 test('using a disposed tensor is an error, dispose is idempotent', () => {
   const t = E.ones([2]);
   t.dispose();

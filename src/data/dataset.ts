@@ -1,0 +1,115 @@
+// A labelled image dataset in memory: train/test images [N, C, H, W] float32 in
+// model-input space (after `preprocessing`), int64 labels, class names, per-class
+// indices and seeded per-class sampling.
+import * as E from '../engine/index.js';
+import { DataError } from './errors.js';
+import type { Preprocessing } from './preprocess.js';
+
+export interface Split {
+  images: E.Tensor;
+  labels: E.Tensor;
+}
+
+export interface DatasetInfo {
+  name: string;
+  classes: string[];
+  /** Where the data came from (paths or package), for run records. */
+  source: string;
+  /** sha256 over the raw files, for run records. */
+  checksum: string;
+}
+
+export class Dataset {
+  readonly #classIndices: number[][];
+
+  constructor(
+    readonly info: DatasetInfo,
+    readonly train: Split,
+    readonly test: Split,
+    readonly preprocessing: Preprocessing,
+  ) {
+    for (const [name, split] of [
+      ['train', train],
+      ['test', test],
+    ] as const) {
+      if (split.images.ndim !== 4)
+        throw new DataError(
+          `${info.name} ${name} images must be [N, C, H, W], got [${split.images.shape.join(', ')}]`,
+        );
+      if (split.labels.ndim !== 1 || split.labels.size(0) !== split.images.size(0)) {
+        throw new DataError(
+          `${info.name} ${name}: ${split.images.size(0)} images but ${split.labels.numel} labels`,
+        );
+      }
+    }
+    const labels = train.labels.toNumbers();
+    const k = info.classes.length;
+    this.#classIndices = Array.from({ length: k }, () => []);
+    labels.forEach((y, i) => {
+      if (!(y >= 0 && y < k))
+        throw new DataError(`${info.name}: label ${y} of train image ${i} is outside 0..${k - 1}`);
+      this.#classIndices[y].push(i);
+    });
+    const empty = this.#classIndices.findIndex((c) => c.length === 0);
+    if (empty >= 0)
+      throw new DataError(`${info.name}: class '${info.classes[empty]}' has no training images`);
+  }
+
+  get name(): string {
+    return this.info.name;
+  }
+  get classes(): string[] {
+    return this.info.classes;
+  }
+  get numClasses(): number {
+    return this.info.classes.length;
+  }
+  /** [C, H, W] of one image. */
+  get imageShape(): [number, number, number] {
+    const [, c, h, w] = this.train.images.shape;
+    return [c, h, w];
+  }
+  /** Training-set indices of each class. */
+  classIndices(c: number): readonly number[] {
+    return this.#classIndices[c];
+  }
+  get smallestClassSize(): number {
+    return Math.min(...this.#classIndices.map((c) => c.length));
+  }
+
+  /**
+   * n distinct random training indices of each class (in class order), drawn from
+   * `gen` as in the reference code (a permutation of the class, first n).
+   */
+  sampleIndices(
+    n: number,
+    gen: E.Generator,
+    classes: readonly number[] = this.#classIndices.map((_, c) => c),
+  ): number[] {
+    const out: number[] = [];
+    for (const c of classes) {
+      const idx = this.#classIndices[c];
+      if (n > idx.length) {
+        throw new DataError(
+          `${this.name}: asked for ${n} images of class '${this.classes[c]}', which has only ${idx.length}`,
+        );
+      }
+      const perm = E.tidy(() => E.randperm(idx.length, { generator: gen }).slice(0, 0, n).toNumbers());
+      for (const p of perm) out.push(idx[p]);
+    }
+    return out;
+  }
+
+  /** Training images at the given indices (one gather). */
+  gather(indices: readonly number[], split: Split = this.train): Split {
+    return E.tidy(() => {
+      const index = E.tensor(Int32Array.from(indices)).long();
+      return { images: split.images.indexSelect(0, index), labels: split.labels.indexSelect(0, index) };
+    });
+  }
+
+  /** Releases the image tensors. */
+  dispose(): void {
+    for (const t of [this.train.images, this.train.labels, this.test.images, this.test.labels]) t.dispose();
+  }
+}
