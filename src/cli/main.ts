@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// The `distillery` command line.
+// The `distillery` command line. Usage errors exit with status 2, runtime failures with 1.
 import { Command, InvalidArgumentError } from 'commander';
+import { coresetCommand } from './commands/coreset.js';
+import { datasetsCommand } from './commands/datasets.js';
+import { evalCommand } from './commands/evaluate.js';
 import { runDemo } from './demo.js';
+import { UsageError } from './output.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -32,9 +36,55 @@ program
     runDemo({ ...o, log: (line) => console.log(line) });
   });
 
+program
+  .command('datasets')
+  .description('list the datasets available here, and how to get the missing ones')
+  .option('--data-dir <dir>', 'directory holding local copies (cifar10, cifar100, svhn, tinyimagenet)')
+  .option('--json', 'one JSON object per line')
+  .action((o: { dataDir?: string; json?: boolean }) => datasetsCommand(o));
+
+program
+  .command('eval')
+  .description('evaluate a distilled set (or coreset) with the standard protocol')
+  .argument('<artifact>', 'artifact directory (synthetic.safetensors + meta.json)')
+  .option(
+    '--models <list>',
+    'comma-separated model specs (default: the model it was distilled with), e.g. ConvNet,ResNet18BN',
+  )
+  .option('--runs <n>', 'networks trained per model', positiveInt, 5)
+  .option('--epochs <e>', 'training epochs (default 1000 with augmentation, 300 without)', positiveInt)
+  .option('--no-augment', 'train without DSA augmentation')
+  .option('--no-baselines', 'skip the random-subset and full-data baselines')
+  .option('--full-epochs <e>', 'epochs of the full-data baseline', positiveInt, 5)
+  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
+  .option('--json', 'one JSON object per line')
+  .action((artifact: string, o) => evalCommand(artifact, o));
+
+program
+  .command('coreset')
+  .description('select a coreset baseline and save it as an artifact')
+  .requiredOption('--dataset <name>', 'dataset name or path (see `distillery datasets`)')
+  .requiredOption('--method <m>', 'random | herding | kcenter | forgetting')
+  .requiredOption('--ipc <n>', 'images per class', positiveInt)
+  .option('--out <dir>', 'artifact directory (default runs/coreset-<method>-<dataset>-ipc<n>-seed<s>)')
+  .option(
+    '--feature-epochs <e>',
+    'epochs of the full-data ConvNet that herding/k-center/forgetting use',
+    positiveInt,
+    2,
+  )
+  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--data-dir <dir>', 'directory holding the dataset')
+  .option('--json', 'one JSON object per line')
+  .action((o) => {
+    coresetCommand(o);
+  });
+
 try {
   await program.parseAsync();
 } catch (e) {
-  console.error(`distillery: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(1);
+  const message = e instanceof Error ? e.message : String(e);
+  console.error(`distillery: ${message}`);
+  process.exit(e instanceof UsageError ? 2 : 1);
 }

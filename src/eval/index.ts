@@ -1,0 +1,16 @@
+export {
+  defaultProtocol,
+  trainAndTest,
+  accuracy,
+  type Protocol,
+  type TrainSet,
+  type TrainResult,
+} from './protocol.js';
+export {
+  evaluateSet,
+  randomSubsetBaseline,
+  fullDataBaseline,
+  summarize,
+  type Score,
+  type EvaluationOptions,
+} from './evaluate.js';

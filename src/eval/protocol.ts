@@ -1,0 +1,124 @@
+// The evaluation protocol of the DC/DSA/DM/MTT code, as data: train a freshly
+// initialised network on a (small) labelled set, then report its test accuracy
+// after the last epoch (never the best epoch).
+//
+// Faithful to the reference evaluate_synset(): SGD momentum 0.9, weight decay
+// 5e-4, batch 256, epochs 0..E inclusive (E + 1 passes), and after pass E/2 + 1
+// the learning rate drops x0.1 with a fresh optimizer (momentum reset). With
+// augmentation each training batch gets one DSA draw per call (one group,
+// per-image parameters), as DiffAugment with seed -1 does.
+import * as E from '../engine/index.js';
+import { DSA, defaultStrategy } from '../augment/index.js';
+import type { Split } from '../data/dataset.js';
+import type { Network } from '../models/index.js';
+
+export interface Protocol {
+  epochs: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  batchSize: number;
+  /** DSA strategy for training batches, or 'none'. */
+  augment: string;
+}
+
+export function defaultProtocol(
+  datasetName: string,
+  o: { augment?: boolean; epochs?: number } = {},
+): Protocol {
+  const augment = o.augment ?? true;
+  return {
+    epochs: o.epochs ?? (augment ? 1000 : 300),
+    lr: 0.01,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    batchSize: 256,
+    augment: augment ? defaultStrategy(datasetName) : 'none',
+  };
+}
+
+export interface TrainSet {
+  images: E.Tensor;
+  /** int64 class indices, or float soft labels [N, classes]. */
+  labels: E.Tensor;
+  /** A learned learning rate (MTT) replacing protocol.lr. */
+  lr?: number;
+}
+
+export interface TrainResult {
+  testAccuracy: number;
+  finalTrainLoss: number;
+}
+
+/** Accuracy of a network on a split, in eval mode, batched. */
+export function accuracy(
+  net: Network,
+  state: ReturnType<Network['init']>,
+  split: Split,
+  batchSize = 1024,
+): number {
+  return E.noGrad(() => {
+    let correct = 0;
+    const n = split.images.size(0);
+    for (let start = 0; start < n; start += batchSize) {
+      correct += E.tidy(() => {
+        const len = Math.min(batchSize, n - start);
+        const logits = net.forward(state, split.images.narrow(0, start, len), { train: false });
+        return logits
+          .argmax(1)
+          .eq(split.labels.narrow(0, start, len))
+          .sum()
+          .item();
+      });
+    }
+    return correct / n;
+  });
+}
+
+/** Trains a fresh network (initialised from `gen`) on `train` and tests it. */
+export function trainAndTest(
+  net: Network,
+  train: TrainSet,
+  test: Split,
+  protocol: Protocol,
+  gen: E.Generator,
+): TrainResult {
+  const state = net.init(gen);
+  const params = [...state.params.values()].map((p) => p.requiresGrad_());
+  const dsa = protocol.augment === 'none' ? null : new DSA({ strategy: protocol.augment });
+  const n = train.images.size(0);
+  const baseLr = train.lr ?? protocol.lr;
+  const makeOptimizer = (lr: number) =>
+    new E.SGD(params, { lr, momentum: protocol.momentum, weightDecay: protocol.weightDecay });
+  let opt = makeOptimizer(baseLr);
+  const decayAfter = Math.floor(protocol.epochs / 2) + 1;
+  let lastLoss = NaN;
+  for (let epoch = 0; epoch <= protocol.epochs; epoch++) {
+    const order = E.tidy(() => E.randperm(n, { generator: gen }).keep());
+    for (let start = 0; start < n; start += protocol.batchSize) {
+      lastLoss = E.tidy(() => {
+        const idx = order.narrow(0, start, Math.min(protocol.batchSize, n - start));
+        let x = train.images.indexSelect(0, idx);
+        const y = train.labels.indexSelect(0, idx);
+        if (dsa) x = dsa.augmentBatch(x, gen);
+        const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
+        opt.step(E.grad(loss, params));
+        return loss.item();
+      });
+    }
+    order.dispose();
+    if (!Number.isFinite(lastLoss)) {
+      throw new Error(
+        `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,
+      );
+    }
+    if (epoch === decayAfter) {
+      opt.disposeState();
+      opt = makeOptimizer(baseLr * 0.1);
+    }
+  }
+  const testAccuracy = accuracy(net, state, test);
+  opt.disposeState();
+  for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
+  return { testAccuracy, finalTrainLoss: lastLoss };
+}

@@ -1,0 +1,21 @@
+// Atomic file writes: write a temp file beside the target, then rename, so a
+// crash never leaves a half-written file in place of a good one.
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  let fd: number | null = null;
+  try {
+    fd = openSync(tmp, 'w');
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = null;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd !== null) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}

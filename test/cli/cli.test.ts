@@ -1,0 +1,104 @@
+// The command line as a user runs it: exit codes, --json output, artifacts on disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir, writePng } from '../fixtures.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function folderDataset(): string {
+  const root = tempDir('cli-data');
+  for (const [c, x0] of [
+    ['left', 0],
+    ['right', 8],
+  ] as const) {
+    mkdirSync(join(root, c));
+    for (let i = 0; i < 6; i++)
+      writePng(join(root, c, `${i}.png`), 16, 16, (x) =>
+        x >= x0 && x < x0 + 8 ? [200 + i, 200, 200] : [0, 0, 0],
+      );
+  }
+  return root;
+}
+
+test('datasets: MNIST is available, others say how to get them (JSON)', () => {
+  const r = cli(['datasets', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  const byName = Object.fromEntries(result.datasets.map((d: { name: string }) => [d.name, d]));
+  assert.equal(byName.mnist.available, true);
+  assert.equal(byName.cifar10.available, false);
+  assert.match(byName.cifar10.detail, /--data-dir/);
+});
+
+test('coreset then eval, end to end on a small image folder', () => {
+  const data = folderDataset();
+  const out = join(tempDir('cli-out'), 'herding');
+  const c = cli([
+    'coreset',
+    '--dataset',
+    data,
+    '--method',
+    'herding',
+    '--ipc',
+    '2',
+    '--out',
+    out,
+    '--feature-epochs',
+    '1',
+    '--json',
+  ]);
+  assert.equal(c.status, 0, c.stderr);
+  for (const f of ['synthetic.safetensors', 'meta.json', 'grid.png']) assert.ok(existsSync(join(out, f)), f);
+  const e = cli([
+    'eval',
+    out,
+    '--runs',
+    '1',
+    '--epochs',
+    '2',
+    '--no-baselines',
+    '--models',
+    'ConvNetW32',
+    '--json',
+  ]);
+  assert.equal(e.status, 0, e.stderr);
+  const lines = e.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(lines.filter((l) => l.type === 'run').length, 1);
+  const result = lines.pop();
+  assert.equal(result.type, 'result');
+  assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.distilled.ConvNetW32.mean <= 1);
+});
+
+test('bad input: usage errors exit 2, missing data exits 1, both with one clear line', () => {
+  const unknown = cli(['coreset', '--dataset', 'mnist', '--method', 'magic', '--ipc', '1']);
+  assert.equal(unknown.status, 2);
+  assert.match(
+    unknown.stderr,
+    /unknown coreset method 'magic' \(expected random, herding, kcenter, forgetting\)/,
+  );
+  const badIpc = cli(['coreset', '--dataset', 'mnist', '--method', 'random', '--ipc', 'ten']);
+  assert.equal(badIpc.status, 2);
+  assert.match(badIpc.stderr, /expected a positive integer, got 'ten'/);
+  const missing = cli(['eval', tempDir('empty')]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /is not a valid Distillery artifact: .*meta\.json is missing/);
+  assert.doesNotMatch(missing.stderr, /at .*\.js:\d+/, 'no stack trace');
+  const help = cli(['eval', '--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--models <list>/);
+});
