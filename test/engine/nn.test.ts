@@ -27,6 +27,10 @@ test('conv2d, pooling and linear compute what their definitions say', () => {
       ],
     ],
   ]);
+  // The non-overlapping fast path agrees with the generic kernel (reached here through ceilMode).
+  const big = E.randn([3, 5, 8, 6], { dtype: 'float64', generator: new E.Generator(4) });
+  assertClose(E.nn.avgPool2d(big, 2), E.nn.avgPool2d(big, 2, { ceilMode: true }).toNumbers(), 1e-12);
+  assertClose(E.nn.avgPool2d(x, 2, { stride: 1 }).select(3, 0).flatten(), [2.5, 6.5, 10.5]);
   assert.deepEqual(E.nn.maxPool2d(x, 2).toList(), [
     [
       [
