@@ -3,6 +3,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { coresetCommand } from './commands/coreset.js';
 import { datasetsCommand } from './commands/datasets.js';
+import { distillCommand } from './commands/distill.js';
+import { methodsCommand } from './commands/methods.js';
+import { showCommand } from './commands/show.js';
 import { evalCommand } from './commands/evaluate.js';
 import { runDemo } from './demo.js';
 import { UsageError } from './output.js';
@@ -26,6 +29,43 @@ const program = new Command()
   .description('Dataset distillation on libtorch, from TypeScript')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .showHelpAfterError();
+
+program
+  .command('distill')
+  .description('distill a dataset (default: MNIST, DM, 10 images per class, quick preset)')
+  .option('--dataset <name>', 'dataset name or path (see `distillery datasets`)', 'mnist')
+  .option('--method <m>', 'distillation method (see `distillery methods`)', 'dm')
+  .option('--ipc <n>', 'images per class', positiveInt, 10)
+  .option('--preset <p>', "'quick' (minutes on a CPU) or 'paper' (the published settings)", 'quick')
+  .option('--iterations <n>', 'outer iterations', nonNegativeInt)
+  .option('--lr <x>', 'learning rate of the synthetic images', Number)
+  .option('--model <spec>', 'network spec, e.g. ConvNet, ConvNetBN')
+  .option('--init <kind>', 'noise | real | herding | kcenter | forgetting')
+  .option('--eval-runs <n>', 'networks trained to evaluate the result', positiveInt)
+  .option('--eval-epochs <e>', 'epochs of each evaluation network', positiveInt)
+  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--out <dir>', 'run directory (default runs/<method>-<dataset>-ipc<n>-seed<s>)')
+  .option('--resume <run-dir>', 'continue an interrupted run from its last checkpoint')
+  .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
+  .option('--json', 'one JSON object per line')
+  .action((o) => {
+    if (o.preset !== 'quick' && o.preset !== 'paper')
+      throw new UsageError(`unknown preset '${o.preset}' (expected quick or paper)`);
+    distillCommand(o);
+  });
+
+program
+  .command('methods')
+  .description('the taxonomy of distillation methods and what each needs')
+  .option('--json', 'one JSON object per line')
+  .action((o: { json?: boolean }) => methodsCommand(o));
+
+program
+  .command('show')
+  .description("write (if needed) and print the path of an artifact's image grid; --open opens it")
+  .argument('<artifact>', 'artifact directory')
+  .option('--open', 'open the PNG with the desktop viewer (xdg-open)')
+  .action((artifact: string, o: { open?: boolean }) => showCommand(artifact, o));
 
 program
   .command('demo')

@@ -1,0 +1,145 @@
+// `distillery distill`: the main job. Resolves defaults <- preset <- flags, runs
+// the Distiller with a progress bar, and prints the final accuracy next to a
+// random real subset of the same size under the same protocol.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  loadPreset,
+  presetPath,
+  resolveConfig,
+  type DistillConfig,
+  type PresetName,
+} from '../../distill/config.js';
+import { Distiller } from '../../distill/distiller.js';
+import { RunDir } from '../../distill/rundir.js';
+import { createReporter, pct, UsageError } from '../output.js';
+
+export interface DistillCommandOptions {
+  dataset: string;
+  method: string;
+  ipc: number;
+  preset: PresetName;
+  iterations?: number;
+  seed: number;
+  lr?: number;
+  model?: string;
+  init?: string;
+  evalRuns?: number;
+  evalEpochs?: number;
+  out?: string;
+  resume?: string;
+  dataDir?: string;
+  json?: boolean;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object'
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; note: string } {
+  const preset = loadPreset(o.method, o.dataset, o.ipc, o.preset);
+  const note = preset
+    ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
+    : `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`;
+  const flags: Record<string, unknown> = { dataset: o.dataset, method: o.method, ipc: o.ipc, seed: o.seed };
+  if (o.dataDir) flags.dataDir = o.dataDir;
+  if (o.iterations !== undefined) flags.iterations = o.iterations;
+  if (o.model) flags.model = o.model;
+  if (o.init) flags.init = o.init;
+  if (o.evalRuns !== undefined) flags.evalRuns = o.evalRuns;
+  if (o.evalEpochs !== undefined) flags.evalEpochs = o.evalEpochs;
+  if (o.lr !== undefined) flags.optimizer = { lr: o.lr };
+  try {
+    return { config: resolveConfig(deepMerge(preset ?? {}, flags)), note };
+  } catch (e) {
+    if (e instanceof ConfigError || (e instanceof Error && e.message.startsWith('unknown method')))
+      throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+export function distillCommand(o: DistillCommandOptions): void {
+  const out = createReporter(o.json ?? false);
+  let runDir: RunDir;
+  let config: DistillConfig;
+  if (o.resume) {
+    runDir = new RunDir(o.resume);
+    if (!existsSync(runDir.runJson))
+      throw new UsageError(`--resume ${o.resume}: not a run directory (no run.json)`);
+    config = runDir.readRecord().config;
+    out.info(`Resuming ${o.resume}`);
+  } else {
+    const built = buildConfig(o);
+    config = built.config;
+    runDir = new RunDir(
+      o.out ??
+        join(
+          'runs',
+          `${config.method}-${config.dataset.replace(/[^\w.-]+/g, '_')}-ipc${config.ipc}-seed${config.seed}`,
+        ),
+    );
+    if (existsSync(runDir.runJson)) {
+      throw new UsageError(
+        `run directory ${runDir.path} already holds a run: resume it with --resume ${runDir.path}, or choose another --out`,
+      );
+    }
+    out.info(
+      `Distilling ${config.dataset} with ${config.method} at ${config.ipc} images per class (${built.note}); run directory ${runDir.path}`,
+    );
+  }
+  let bar: ReturnType<typeof out.progress> | null = null;
+  let lossAvg: number | null = null;
+  const distiller = new Distiller(config, runDir, {
+    onStart: ({ total, startIteration }) => {
+      bar = out.progress('distilling', total);
+      bar.update(startIteration);
+    },
+    onIteration: ({ iteration, loss, seconds }) => {
+      lossAvg = lossAvg === null ? loss : 0.9 * lossAvg + 0.1 * loss;
+      bar?.update(iteration, { status: `loss ${lossAvg.toPrecision(4)}, ${(1 / seconds).toFixed(2)} it/s` });
+      out.event('iteration', { iteration, loss, seconds });
+    },
+    onEvaluation: ({ iteration, scores }) => out.event('evaluation', { iteration, scores }),
+    onMessage: (line) => out.info(line),
+  });
+  const onSigint = () => distiller.requestStop();
+  process.on('SIGINT', onSigint);
+  try {
+    const r = distiller.run({ resume: Boolean(o.resume) });
+    (bar as ReturnType<typeof out.progress> | null)?.stop();
+    if (r.interrupted) {
+      out.result(
+        `Interrupted: checkpoint saved in ${r.runDir}. Continue with: distillery distill --resume ${r.runDir}`,
+        { interrupted: true, runDir: r.runDir },
+      );
+      process.exitCode = 130;
+      return;
+    }
+    const model = config.model;
+    const fmt = (s: { mean: number; std: number } | undefined) =>
+      s ? `${pct(s.mean)}% +- ${pct(s.std)}` : 'not evaluated';
+    const lines = [
+      `Distilled set: ${r.artifact}`,
+      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${config.evalEpochs} epochs${config.evalAugment ? ', DSA' : ''}): ${fmt(r.final?.[model])}`,
+    ];
+    if (r.randomSubset)
+      lines.push(`Random real subset, same size and protocol:   ${fmt(r.randomSubset[model])}`);
+    out.result(lines.join('\n'), {
+      runDir: r.runDir,
+      artifact: r.artifact,
+      final: r.final,
+      randomSubset: r.randomSubset,
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,34 @@
+// `distillery methods`: the survey's taxonomy with the methods implemented here.
+import { METHODS } from '../../distill/registry.js';
+import { createReporter } from '../output.js';
+
+const TAXONOMY: [string, string[]][] = [
+  ['performance matching', ['meta-learning (DD)', 'kernel ridge regression (KIP, RFAD, FRePo)']],
+  [
+    'parameter matching',
+    ['single step: gradient matching (DC, DSA, IDC)', 'multi step: trajectory matching (MTT, TESLA, FTD)'],
+  ],
+  ['distribution matching', ['feature mean matching (DM)', 'layer-wise alignment (CAFE)']],
+];
+
+export function methodsCommand(o: { json?: boolean }): void {
+  const out = createReporter(o.json ?? false);
+  const lines: string[] = [];
+  for (const [family, subs] of TAXONOMY) {
+    lines.push(family);
+    for (const sub of subs) lines.push(`  ${sub}`);
+    for (const m of METHODS.filter((x) => x.family === family)) {
+      lines.push(`    * ${m.name}: ${m.summary}`, `      needs: ${m.needs}`);
+    }
+  }
+  lines.push('', 'Methods marked * are implemented; the others are planned.');
+  out.result(lines.join('\n'), {
+    methods: METHODS.map((m) => ({
+      name: m.name,
+      family: m.family,
+      subFamily: m.subFamily,
+      summary: m.summary,
+      needs: m.needs,
+    })),
+  });
+}

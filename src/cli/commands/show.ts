@@ -1,0 +1,23 @@
+// `distillery show <artifact>`: the artifact's image grid (re-rendered if missing).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadArtifact } from '../../artifact/artifact.js';
+import { gridPng } from '../../artifact/grid.js';
+import { writeFileAtomic } from '../../util/fs.js';
+
+export function showCommand(dir: string, o: { open?: boolean }): void {
+  const path = join(dir, 'grid.png');
+  if (!existsSync(path)) {
+    const art = loadArtifact(dir);
+    writeFileAtomic(
+      path,
+      gridPng(art.preprocessing.invert(art.images), art.meta.dataset.classes.length, art.meta.ipc),
+    );
+  }
+  console.log(path);
+  if (o.open)
+    spawn('xdg-open', [path], { detached: true, stdio: 'ignore' })
+      .on('error', () => console.error('distillery: no xdg-open here; open the file above yourself'))
+      .unref();
+}

@@ -1,0 +1,85 @@
+// The full configuration of a distillation run, validated with defaults, and
+// the presets (data files: presets/<method>/<dataset>-ipc<N>.json holding a
+// `paper` and a `quick` entry) that fill it.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { getMethod } from './registry.js';
+
+export const distillConfigSchema = z
+  .object({
+    dataset: z.string().default('mnist'),
+    dataDir: z.string().optional(),
+    /** ZCA whitening eps after normalisation, or null for none. */
+    zca: z.number().positive().nullable().default(null),
+    method: z.string().default('dm'),
+    methodConfig: z.record(z.unknown()).default({}),
+    model: z.string().default('ConvNet'),
+    ipc: z.number().int().positive().default(10),
+    init: z.enum(['noise', 'real', 'random', 'herding', 'kcenter', 'forgetting']).default('real'),
+    iterations: z.number().int().nonnegative().default(20000),
+    seed: z.number().int().nonnegative().default(0),
+    optimizer: z
+      .object({
+        kind: z.enum(['sgd', 'adam']).default('sgd'),
+        lr: z.number().positive().default(1),
+        momentum: z.number().min(0).max(1).default(0.5),
+      })
+      .strict()
+      .default({}),
+    /** Evaluate every N iterations (0: only at the end). */
+    evalEvery: z.number().int().nonnegative().default(0),
+    evalRuns: z.number().int().positive().default(5),
+    evalEpochs: z.number().int().positive().default(1000),
+    evalAugment: z.boolean().default(true),
+    /** Also evaluate a random real subset of the same size at the end. */
+    baselines: z.boolean().default(true),
+    checkpointEvery: z.number().int().positive().default(100),
+  })
+  .strict();
+
+export type DistillConfig = z.infer<typeof distillConfigSchema>;
+export type PresetName = 'paper' | 'quick';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const PRESET_DIR = fileURLToPath(new URL('../../../presets/', import.meta.url));
+
+export function presetPath(method: string, dataset: string, ipc: number): string {
+  return `${PRESET_DIR}${method}/${dataset}-ipc${ipc}.json`;
+}
+
+/** The preset's overrides, or null when no preset file exists for this method x dataset x ipc. */
+export function loadPreset(
+  method: string,
+  dataset: string,
+  ipc: number,
+  name: PresetName,
+): Record<string, unknown> | null {
+  const path = presetPath(method, dataset, ipc);
+  if (!existsSync(path)) return null;
+  const all = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, unknown>>;
+  if (!all[name])
+    throw new ConfigError(`preset file ${path} has no '${name}' entry (has: ${Object.keys(all).join(', ')})`);
+  return all[name];
+}
+
+function issues(e: z.ZodError): string {
+  return e.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+}
+
+/** Validates a config (defaults filled), including the method's own settings. */
+export function resolveConfig(input: Record<string, unknown>): DistillConfig {
+  const parsed = distillConfigSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${issues(parsed.error)}`);
+  const config = parsed.data;
+  const method = getMethod(config.method);
+  const m = method.schema.safeParse(config.methodConfig);
+  if (!m.success) throw new ConfigError(`invalid ${config.method} settings: ${issues(m.error)}`);
+  return { ...config, methodConfig: m.data as Record<string, unknown> };
+}

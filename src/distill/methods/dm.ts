@@ -1,0 +1,88 @@
+// Distribution matching (DM, Zhao & Bilen 2023; reference main_DM.py): each
+// iteration a fresh randomly initialised network that is never trained; match
+// the per-class mean embedding of real and synthetic images, with one Siamese
+// DSA draw per class shared by both sides:
+//   L = sum_c || mean_j f(A_c(x_real_c,j)) - mean_j f(A_c(x_syn_c,j)) ||^2
+// First order only. All classes' real batches go through the network together
+// (in chunks, under no-grad); all synthetic images in one forward with grad.
+import { z } from 'zod';
+import * as E from '../../engine/index.js';
+import { DSA, defaultStrategy } from '../../augment/index.js';
+import { createNetwork } from '../../models/index.js';
+import type { Method, MethodContext, StepResult } from '../method.js';
+
+const schema = z
+  .object({
+    /** Real images per class per iteration. */
+    batchReal: z.number().int().positive().default(256),
+    /** Siamese DSA on both sides. */
+    dsa: z.boolean().default(true),
+    /** DSA strategy; default: the dataset's (no flips for digits). */
+    dsaStrategy: z.string().optional(),
+    /** Real images per no-grad forward (bounds the working set; BN models use one batch). */
+    realChunk: z.number().int().positive().default(640),
+  })
+  .strict();
+
+export type DMConfig = z.infer<typeof schema>;
+
+function meanEmbeddings(
+  embed: (x: E.Tensor) => E.Tensor,
+  x: E.Tensor,
+  classes: number,
+  perClass: number,
+  chunk: number,
+): E.Tensor {
+  const n = x.size(0);
+  if (chunk >= n) return embed(x).reshape(classes, perClass, -1).mean(1);
+  // Sum chunk by chunk, then divide: the same per-class means with a bounded working set.
+  const parts: E.Tensor[] = [];
+  for (let start = 0; start < n; start += chunk)
+    parts.push(E.tidy(() => embed(x.narrow(0, start, Math.min(chunk, n - start)))));
+  const all = E.cat(parts, 0);
+  for (const p of parts) p.dispose();
+  return all.reshape(classes, perClass, -1).mean(1);
+}
+
+export const dm: Method<DMConfig> = {
+  name: 'dm',
+  family: 'distribution matching',
+  subFamily: 'feature mean matching',
+  summary:
+    'match per-class mean embeddings of real and synthetic images under random networks (Zhao & Bilen 2023)',
+  needs: 'a dataset; no training of networks',
+  schema: schema as z.ZodType<DMConfig>,
+
+  step({ dataset, synthetic, gen, model }: MethodContext, config: DMConfig): StepResult {
+    const k = dataset.numClasses;
+    const ipc = synthetic.ipc;
+    const net = createNetwork(model, dataset.imageShape, k);
+    const state = net.init(gen);
+    const batchNorm = model.includes('BN');
+    const dsa = config.dsa
+      ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
+      : null;
+    try {
+      return E.tidy(() => {
+        const real = dataset.gather(dataset.sampleIndices(config.batchReal, gen));
+        const draws = dsa?.sample(k, gen) ?? null;
+        const realAug =
+          draws && dsa
+            ? dsa.apply(real.images, draws, new Array<number>(k).fill(config.batchReal))
+            : real.images;
+        const embed = (x: E.Tensor) => net.embed(state, x, { train: true });
+        const realMean = E.noGrad(() =>
+          meanEmbeddings(embed, realAug, k, config.batchReal, batchNorm ? Infinity : config.realChunk),
+        );
+        const { images } = synthetic.decode();
+        const synAug = draws && dsa ? dsa.apply(images, draws, new Array<number>(k).fill(ipc)) : images;
+        const synMean = embed(synAug).reshape(k, ipc, -1).mean(1);
+        const loss = realMean.sub(synMean).square().sum();
+        const grads = E.grad(loss, synthetic.learnable, { allowUnused: true });
+        return { loss: loss.item(), grads };
+      });
+    } finally {
+      for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
+    }
+  },
+};
