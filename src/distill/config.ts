@@ -29,7 +29,7 @@ export const distillConfigSchema = z
       .default({}),
     /** Evaluate every N iterations (0: only at the end). */
     evalEvery: z.number().int().nonnegative().default(0),
-    evalRuns: z.number().int().positive().default(5),
+    evalRuns: z.number().int().nonnegative().default(5),
     evalEpochs: z.number().int().positive().default(1000),
     evalAugment: z.boolean().default(true),
     /** Also evaluate a random real subset of the same size at the end. */

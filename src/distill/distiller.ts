@@ -11,6 +11,7 @@ import { saveArtifact } from '../artifact/artifact.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/registry.js';
 import { defaultProtocol, evaluateSet, randomSubsetBaseline, type Score } from '../eval/index.js';
+import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
 import type { DistillConfig } from './config.js';
 import { getMethod } from './registry.js';
@@ -71,6 +72,7 @@ export class Distiller {
         `--ipc ${cfg.ipc} is larger than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
       );
     }
+    createNetwork(cfg.model, dataset.imageShape, dataset.numClasses); // fails early on an unknown or unfit model spec
     const gen = new E.Generator(cfg.seed);
     let start = 0;
     let synthetic: SyntheticSet;
@@ -194,9 +196,14 @@ export class Distiller {
       return { runDir: this.runDir.path, artifact: '', final: null, randomSubset: null, interrupted };
     }
 
+    const describe = `${cfg.evalRuns} ${cfg.model} network(s) for ${cfg.evalEpochs} epochs`;
+    if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
     const final = cfg.evalRuns > 0 ? evaluate(cfg.iterations) : null;
     let random: Record<string, Score> | null = null;
     if (cfg.baselines && final) {
+      this.hooks.onMessage?.(
+        `Random real subset of the same size: training ${describe} (cached after the first time)`,
+      );
       random = randomSubsetBaseline(dataset, cfg.ipc, {
         models: [cfg.model],
         runs: cfg.evalRuns,

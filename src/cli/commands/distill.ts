@@ -27,6 +27,8 @@ export interface DistillCommandOptions {
   init?: string;
   evalRuns?: number;
   evalEpochs?: number;
+  checkpointEvery?: number;
+  set?: string[];
   out?: string;
   resume?: string;
   dataDir?: string;
@@ -45,26 +47,53 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
   return out;
 }
 
-export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; note: string } {
-  const preset = loadPreset(o.method, o.dataset, o.ipc, o.preset);
-  const note = preset
-    ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
-    : `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`;
-  const flags: Record<string, unknown> = { dataset: o.dataset, method: o.method, ipc: o.ipc, seed: o.seed };
+/** Config values given explicitly on the command line. */
+function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  if (all) Object.assign(flags, { dataset: o.dataset, method: o.method, ipc: o.ipc, seed: o.seed });
   if (o.dataDir) flags.dataDir = o.dataDir;
   if (o.iterations !== undefined) flags.iterations = o.iterations;
   if (o.model) flags.model = o.model;
   if (o.init) flags.init = o.init;
   if (o.evalRuns !== undefined) flags.evalRuns = o.evalRuns;
   if (o.evalEpochs !== undefined) flags.evalEpochs = o.evalEpochs;
+  if (o.checkpointEvery !== undefined) flags.checkpointEvery = o.checkpointEvery;
   if (o.lr !== undefined) flags.optimizer = { lr: o.lr };
+  for (const assignment of o.set ?? []) {
+    const eq = assignment.indexOf('=');
+    if (eq < 1)
+      throw new UsageError(`--set expects key=value (e.g. methodConfig.batchReal=64), got '${assignment}'`);
+    const path = assignment.slice(0, eq).split('.');
+    const raw = assignment.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // not JSON: keep the string
+    }
+    let node = flags;
+    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+    node[path[path.length - 1]] = value;
+  }
+  return flags;
+}
+
+function resolve(input: Record<string, unknown>): DistillConfig {
   try {
-    return { config: resolveConfig(deepMerge(preset ?? {}, flags)), note };
+    return resolveConfig(input);
   } catch (e) {
     if (e instanceof ConfigError || (e instanceof Error && e.message.startsWith('unknown method')))
       throw new UsageError(e.message);
     throw e;
   }
+}
+
+export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; note: string } {
+  const preset = loadPreset(o.method, o.dataset, o.ipc, o.preset);
+  const note = preset
+    ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
+    : `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`;
+  return { config: resolve(deepMerge(preset ?? {}, flagOverrides(o, true))), note };
 }
 
 export function distillCommand(o: DistillCommandOptions): void {
@@ -75,8 +104,10 @@ export function distillCommand(o: DistillCommandOptions): void {
     runDir = new RunDir(o.resume);
     if (!existsSync(runDir.runJson))
       throw new UsageError(`--resume ${o.resume}: not a run directory (no run.json)`);
-    config = runDir.readRecord().config;
-    out.info(`Resuming ${o.resume}`);
+    // Flags given with --resume must agree with the run's configuration; the Distiller reports any difference.
+    config = resolve(
+      deepMerge(runDir.readRecord().config as unknown as Record<string, unknown>, flagOverrides(o, false)),
+    );
   } else {
     const built = buildConfig(o);
     config = built.config;

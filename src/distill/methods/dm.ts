@@ -59,20 +59,21 @@ export const dm: Method<DMConfig> = {
     const net = createNetwork(model, dataset.imageShape, k);
     const state = net.init(gen);
     const batchNorm = model.includes('BN');
+    // Like the reference (a permutation of the class, first n), a class smaller than batchReal gives all it has;
+    // every class gives the same number so the batch stays one tensor.
+    const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
     const dsa = config.dsa
       ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
       : null;
     try {
       return E.tidy(() => {
-        const real = dataset.gather(dataset.sampleIndices(config.batchReal, gen));
+        const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
         const draws = dsa?.sample(k, gen) ?? null;
         const realAug =
-          draws && dsa
-            ? dsa.apply(real.images, draws, new Array<number>(k).fill(config.batchReal))
-            : real.images;
+          draws && dsa ? dsa.apply(real.images, draws, new Array<number>(k).fill(batchReal)) : real.images;
         const embed = (x: E.Tensor) => net.embed(state, x, { train: true });
         const realMean = E.noGrad(() =>
-          meanEmbeddings(embed, realAug, k, config.batchReal, batchNorm ? Infinity : config.realChunk),
+          meanEmbeddings(embed, realAug, k, batchReal, batchNorm ? Infinity : config.realChunk),
         );
         const { images } = synthetic.decode();
         const synAug = draws && dsa ? dsa.apply(images, draws, new Array<number>(k).fill(ipc)) : images;

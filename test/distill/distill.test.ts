@@ -1,0 +1,168 @@
+// The framework and DM: resume after SIGKILL is bit-identical, bad input fails clearly,
+// and DM actually improves its objective.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as E from '../../src/engine/index.js';
+import { loadDataset } from '../../src/data/registry.js';
+import { resolveConfig } from '../../src/distill/config.js';
+import { Distiller } from '../../src/distill/distiller.js';
+import { RunDir } from '../../src/distill/rundir.js';
+import { dm } from '../../src/distill/methods/dm.js';
+import { SyntheticSet } from '../../src/distill/synthetic.js';
+import { tempDir, writeSquaresFile } from '../fixtures.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const data = writeSquaresFile({ classes: 3, perClass: 40 });
+const BASE = [
+  'distill',
+  '--dataset',
+  data,
+  '--method',
+  'dm',
+  '--ipc',
+  '2',
+  '--model',
+  'ConvNetW32',
+  '--eval-runs',
+  '0',
+  '--json',
+];
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+}
+
+function images(runDir: string): number[] {
+  return E.loadSafetensors(join(runDir, 'artifact', 'synthetic.safetensors')).tensors.images.toNumbers();
+}
+
+test('a run killed (SIGKILL) between checkpoints resumes to a bit-identical synthetic set', async () => {
+  const args = [
+    ...BASE,
+    '--iterations',
+    '40',
+    '--checkpoint-every',
+    '10',
+    '--set',
+    'methodConfig.batchReal=40',
+  ];
+  const full = join(tempDir('resume'), 'full');
+  const r = cli([...args, '--out', full]);
+  assert.equal(r.status, 0, r.stderr);
+
+  const killed = join(tempDir('resume'), 'killed');
+  const child = spawn(process.execPath, [MAIN, ...args, '--out', killed], { stdio: 'ignore' });
+  const metrics = join(killed, 'metrics.jsonl');
+  let lines = 0;
+  while (lines < 15) {
+    await new Promise((res) => setTimeout(res, 5));
+    lines = existsSync(metrics) ? readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length : 0;
+    assert.equal(
+      child.exitCode,
+      null,
+      'the run finished before it could be killed; make the test configuration slower',
+    );
+  }
+  child.kill('SIGKILL');
+  await new Promise((res) => child.once('exit', res));
+  assert.ok(!existsSync(join(killed, 'artifact')), 'killed before the end');
+  const resumed = cli(['distill', '--resume', killed, '--json']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.deepEqual(images(killed), images(full));
+  const iterations = readFileSync(metrics, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).iteration);
+  assert.deepEqual(
+    iterations,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+    'metrics hold each iteration exactly once',
+  );
+});
+
+test('DM lowers its matching loss and moves the images', () => {
+  const ds = loadDataset(data);
+  const gen = new E.Generator(0);
+  const synthetic = SyntheticSet.create(ds, 2, 'real', gen);
+  const start = synthetic.parameterization.tensors[0].clone();
+  const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
+  const config = dm.schema.parse({ batchReal: 40 });
+  const losses: number[] = [];
+  for (let it = 0; it < 30; it++) {
+    const { loss, grads } = dm.step({ dataset: ds, synthetic, gen, model: 'ConvNetW32' }, config, it);
+    opt.step(grads);
+    losses.push(loss);
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(
+    mean(losses.slice(-10)) < 0.7 * mean(losses.slice(0, 10)),
+    `loss ${mean(losses.slice(0, 10))} -> ${mean(losses.slice(-10))}`,
+  );
+  assert.ok(synthetic.parameterization.tensors[0].sub(start).abs().max().item() > 0.01);
+});
+
+test('bad input: unknown method, dataset, model; ipc too large; unwritable output; existing run', () => {
+  const unknownMethod = cli(['distill', '--dataset', data, '--method', 'magic', '--ipc', '2']);
+  assert.equal(unknownMethod.status, 2);
+  assert.match(unknownMethod.stderr, /unknown method 'magic' \(available: dm; see `distillery methods`\)/);
+  const unknownDataset = cli(['distill', '--dataset', 'imagenet-1k', '--out', join(tempDir('x'), 'r')]);
+  assert.notEqual(unknownDataset.status, 0);
+  assert.match(unknownDataset.stderr, /unknown dataset 'imagenet-1k'/);
+  const unknownModel = cli([...BASE, '--model', 'ResNet50', '--out', join(tempDir('x'), 'r')]);
+  assert.match(unknownModel.stderr, /unknown model 'ResNet50'/);
+  const bigIpc = cli([...BASE, '--ipc', '41', '--out', join(tempDir('x'), 'r')]);
+  assert.match(bigIpc.stderr, /--ipc 41 is larger than the smallest class of .* \(40 images\)/);
+  // A regular file where a parent directory should be (root ignores permission bits).
+  const blocker = join(tempDir('x'), 'file');
+  writeFileSync(blocker, '');
+  const unwritable = cli([...BASE, '--iterations', '1', '--out', join(blocker, 'run')]);
+  assert.equal(unwritable.status, 1);
+  assert.match(unwritable.stderr, /cannot create run directory .*file\/run/);
+  const out = join(tempDir('x'), 'r');
+  assert.equal(cli([...BASE, '--iterations', '1', '--out', out]).status, 0);
+  const again = cli([...BASE, '--iterations', '1', '--out', out]);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /already holds a run: resume it with --resume/);
+  const badSet = cli([...BASE, '--set', 'methodConfig.batchReal=-3', '--out', join(tempDir('x'), 'r')]);
+  assert.equal(badSet.status, 2);
+  assert.match(badSet.stderr, /invalid dm settings: batchReal: Number must be greater than 0/);
+});
+
+test('resuming with a different configuration is refused, naming the difference', () => {
+  const out = join(tempDir('x'), 'r');
+  assert.equal(cli([...BASE, '--iterations', '2', '--out', out]).status, 0);
+  const r = cli(['distill', '--resume', out, '--iterations', '5']);
+  assert.notEqual(r.status, 0);
+  assert.match(
+    r.stderr,
+    /cannot resume .* with a different configuration: iterations: 2 \(run\) vs 5 \(now\)/,
+  );
+});
+
+test('a diverging loss stops with the iteration and keeps the last good checkpoint', () => {
+  const ds = loadDataset(data);
+  const dir = new RunDir(join(tempDir('nan'), 'run'));
+  const config = resolveConfig({
+    dataset: data,
+    ipc: 2,
+    model: 'ConvNetW32',
+    iterations: 6,
+    checkpointEvery: 2,
+    evalRuns: 0,
+    optimizer: { lr: 1e38 },
+    methodConfig: { batchReal: 10 },
+  });
+  assert.throws(
+    () => new Distiller(config, dir).run({ resume: false, dataset: ds }),
+    /the dm loss became (NaN|Infinity) at iteration \d+; stopped\. The last good checkpoint/,
+  );
+  const checkpoint = dir.loadCheckpoint();
+  assert.ok(
+    checkpoint === null || checkpoint.tensors.images.isfinite().all().item(),
+    'no non-finite checkpoint was written',
+  );
+});
