@@ -6,6 +6,9 @@ import { datasetsCommand } from './commands/datasets.js';
 import { distillCommand } from './commands/distill.js';
 import { methodsCommand } from './commands/methods.js';
 import { showCommand } from './commands/show.js';
+import { renderReport } from '../report/html.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
 import { runDemo } from './demo.js';
 import { UsageError } from './output.js';
@@ -68,6 +71,17 @@ program
   .argument('<artifact>', 'artifact directory')
   .option('--open', 'open the PNG with the desktop viewer (xdg-open)')
   .action((artifact: string, o: { open?: boolean }) => showCommand(artifact, o));
+
+program
+  .command('report')
+  .description('write a self-contained HTML report of a run (config, loss, accuracy, images)')
+  .argument('<run-dir>', 'run directory')
+  .option('--out <file>', 'HTML file (default <run-dir>/report.html)')
+  .action((dir: string, o: { out?: string }) => {
+    const path = o.out ?? join(dir, 'report.html');
+    writeFileAtomic(path, renderReport(dir));
+    console.log(path);
+  });
 
 program
   .command('demo')

@@ -166,3 +166,31 @@ test('a diverging loss stops with the iteration and keeps the last good checkpoi
     'no non-finite checkpoint was written',
   );
 });
+
+test('report: one self-contained HTML file with the loss curve, evaluation and images', () => {
+  const out = join(tempDir('report'), 'r');
+  const run = cli([
+    ...BASE.filter((a) => a !== '--json'),
+    '--iterations',
+    '3',
+    '--eval-runs',
+    '1',
+    '--eval-epochs',
+    '1',
+    '--out',
+    out,
+  ]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(
+    run.stdout,
+    /Test accuracy of ConvNetW32 trained on it \(1 network\(s\), 1 epochs, DSA\): [\d.]+% \+- 0\.00/,
+  );
+  assert.match(run.stdout, /Random real subset, same size and protocol: +[\d.]+%/);
+  const r = cli(['report', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.match(html, /<polyline [^>]*points="[\d., ]+"/);
+  assert.match(html, /<img alt="distilled images, one row per class" src="data:image\/png;base64,/);
+  assert.match(html, /random real subset, same size/);
+  assert.doesNotMatch(html, /<script|https?:\/\//, 'no scripts, nothing fetched');
+});
