@@ -111,7 +111,7 @@ program
   .option('--epochs <e>', 'training epochs (default 1000 with augmentation, 300 without)', positiveInt)
   .option('--no-augment', 'train without DSA augmentation')
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
-  .option('--full-epochs <e>', 'epochs of the full-data baseline', positiveInt, 5)
+  .option('--full-epochs <e>', 'epochs of the full-data baseline (one network; cached)', positiveInt, 2)
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--json', 'one JSON object per line')
