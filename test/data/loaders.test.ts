@@ -6,6 +6,9 @@ import * as E from '../../src/engine/index.js';
 import { loadDataset, datasetAvailability } from '../../src/data/registry.js';
 import { readIdx } from '../../src/data/idx.js';
 import { readMatV5 } from '../../src/data/sources/matv5.js';
+import { Preprocessing } from '../../src/data/preprocess.js';
+import jpeg from 'jpeg-js';
+import { deflateSync } from 'node:zlib';
 import { idxBytes, tempDir, writeIdxDataset, writePng } from '../fixtures.js';
 import { assertClose } from '../helpers.js';
 
@@ -113,36 +116,102 @@ test('CIFAR-10 and CIFAR-100 binary records', () => {
   assert.throws(() => loadDataset('cifar100', { dataDir: dir }), /class '.*' has no training images/);
 });
 
-test('MATLAB v5 reader (SVHN format): uncompressed and compressed variables', async () => {
-  const { deflateSync } = await import('node:zlib');
-  const el = (type: number, data: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32LE(type, 0);
-    head.writeUInt32LE(data.length, 4);
-    return Buffer.concat([head, data, Buffer.alloc((8 - (data.length % 8)) % 8)]);
-  };
-  const matrix = (name: string, dims: number[], type: number, data: Buffer) => {
-    const flags = Buffer.alloc(8);
-    const d = Buffer.alloc(4 * dims.length);
-    dims.forEach((v, i) => d.writeInt32LE(v, 4 * i));
-    return el(14, Buffer.concat([el(6, flags), el(5, d), el(1, Buffer.from(name)), el(type, data)]));
-  };
+function matElement(type: number, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(type, 0);
+  head.writeUInt32LE(data.length, 4);
+  return Buffer.concat([head, data, Buffer.alloc((8 - (data.length % 8)) % 8)]);
+}
+
+function matMatrix(name: string, dims: number[], type: number, data: Buffer): Buffer {
+  const d = Buffer.alloc(4 * dims.length);
+  dims.forEach((v, i) => d.writeInt32LE(v, 4 * i));
+  return matElement(
+    14,
+    Buffer.concat([
+      matElement(6, Buffer.alloc(8)),
+      matElement(5, d),
+      matElement(1, Buffer.from(name)),
+      matElement(type, data),
+    ]),
+  );
+}
+
+function matFile(...elements: Buffer[]): Buffer {
   const header = Buffer.alloc(128, 32);
   header.write('IM', 126, 'latin1');
+  return Buffer.concat([header, ...elements]);
+}
+
+test('MATLAB v5 reader (SVHN format): uncompressed and compressed variables', () => {
   const y = Buffer.alloc(16);
   y.writeDoubleLE(10, 0);
   y.writeDoubleLE(3, 8);
-  const file = Buffer.concat([
-    header,
-    matrix('X', [2, 2, 1, 1], 2, Buffer.from([1, 2, 3, 4])),
-    el(15, deflateSync(matrix('y', [2, 1], 9, y))),
-  ]);
+  const file = matFile(
+    matMatrix('X', [2, 2, 1, 1], 2, Buffer.from([1, 2, 3, 4])),
+    matElement(15, deflateSync(matMatrix('y', [2, 1], 9, y))),
+  );
   const vars = readMatV5(file, 'test.mat');
   assert.deepEqual(Array.from(vars.get('X')!.data), [1, 2, 3, 4]);
   assert.deepEqual(vars.get('X')!.dims, [2, 2, 1, 1]);
   assert.deepEqual(Array.from(vars.get('y')!.data), [10, 3]);
   assert.throws(() => readMatV5(Buffer.alloc(200), 'x.mat'), /x\.mat is not a MATLAB v5 \.mat file/);
   assert.throws(() => readMatV5(file.subarray(0, 150), 'cut.mat'), /cut\.mat is truncated/);
+});
+
+test('SVHN: column-major X becomes NCHW, label 10 becomes digit 0', () => {
+  const dir = tempDir('svhn');
+  const write = (name: string, labels: number[]) => {
+    const n = labels.length;
+    // X(r, c, ch, i) = (r + 2c + 5ch + i) % 256, stored column-major.
+    const x = Buffer.alloc(32 * 32 * 3 * n);
+    for (let i = 0; i < n; i++)
+      for (let ch = 0; ch < 3; ch++)
+        for (let c = 0; c < 32; c++)
+          for (let r = 0; r < 32; r++) x[r + 32 * c + 1024 * ch + 3072 * i] = (r + 2 * c + 5 * ch + i) % 256;
+    const y = Buffer.alloc(8 * n);
+    labels.forEach((v, i) => y.writeDoubleLE(v, 8 * i));
+    writeFileSync(
+      join(dir, name),
+      matFile(
+        matElement(15, deflateSync(matMatrix('X', [32, 32, 3, n], 2, x))),
+        matMatrix('y', [n, 1], 9, y),
+      ),
+    );
+  };
+  write('train_32x32.mat', [10, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  write('test_32x32.mat', [10, 5]);
+  const ds = loadDataset('svhn', { dataDir: dir, preprocessing: new Preprocessing([0, 0, 0], [1, 1, 1]) });
+  assert.deepEqual(ds.train.labels.toNumbers().slice(0, 3), [0, 1, 2]);
+  // image 1, channel 2, row 3, column 4: (3 + 8 + 10 + 1) / 255
+  assertClose(ds.train.images.select(0, 1).select(0, 2).select(0, 3).select(0, 4), [22 / 255], 1e-6);
+});
+
+test('Tiny ImageNet folder layout (train/<wnid>/images, val annotations)', () => {
+  const root = join(tempDir('tin'), 'tiny-imagenet-200');
+  const wnids = ['n01', 'n02'];
+  const jpg = (path: string, v: number) => {
+    const data = Buffer.alloc(64 * 64 * 4, v);
+    writeFileSync(path, jpeg.encode({ data, width: 64, height: 64 }, 95).data);
+  };
+  mkdirSync(join(root, 'val', 'images'), { recursive: true });
+  writeFileSync(join(root, 'wnids.txt'), wnids.join('\n'));
+  writeFileSync(join(root, 'words.txt'), 'n01\tgoldfish, Carassius auratus\nn02\tgreat white shark\n');
+  wnids.forEach((w, c) => {
+    mkdirSync(join(root, 'train', w, 'images'), { recursive: true });
+    for (let i = 0; i < 2; i++) jpg(join(root, 'train', w, 'images', `${w}_${i}.JPEG`), 60 + 100 * c);
+  });
+  jpg(join(root, 'val', 'images', 'val_0.JPEG'), 160);
+  writeFileSync(join(root, 'val', 'val_annotations.txt'), 'val_0.JPEG\tn02\t0\t0\t63\t63\n');
+  const ds = loadDataset('tinyimagenet', { dataDir: join(root, '..') });
+  assert.deepEqual(ds.classes, ['goldfish', 'great white shark']);
+  assert.deepEqual(ds.imageShape, [3, 64, 64]);
+  assert.deepEqual(ds.test.labels.toNumbers(), [1]);
+  writeFileSync(join(root, 'val', 'val_annotations.txt'), 'val_0.JPEG\tn99\t0\t0\t63\t63\n');
+  assert.throws(
+    () => loadDataset('tinyimagenet', { dataDir: join(root, '..') }),
+    /has class n99, which is not in wnids\.txt/,
+  );
 });
 
 test('image folders: seeded split, train/test layout, grayscale detection, and bad folders', () => {
