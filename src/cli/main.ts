@@ -53,10 +53,10 @@ program
   .option('--resume <run-dir>', 'continue an interrupted run from its last checkpoint')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--json', 'one JSON object per line')
-  .action((o) => {
+  .action(async (o) => {
     if (o.preset !== 'quick' && o.preset !== 'paper')
       throw new UsageError(`unknown preset '${o.preset}' (expected quick or paper)`);
-    distillCommand(o);
+    await distillCommand(o);
   });
 
 program

@@ -23,6 +23,8 @@ export interface DistillHooks {
   onIteration?(info: { iteration: number; loss: number; seconds: number }): void;
   onEvaluation?(info: { iteration: number; scores: Record<string, Score> }): void;
   onMessage?(line: string): void;
+  /** The iterations are over (evaluation and saving follow); e.g. to restore default Ctrl-C handling. */
+  onLoopEnd?(): void;
 }
 
 export interface DistillResult {
@@ -63,7 +65,7 @@ export class Distiller {
     this.stopRequested = true;
   }
 
-  run(o: { resume: boolean; dataset?: Dataset }): DistillResult {
+  async run(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
     const cfg = this.config;
     const method = getMethod(cfg.method);
     const dataset = o.dataset ?? loadDataset(cfg.dataset, { dataDir: cfg.dataDir, zca: cfg.zca });
@@ -166,6 +168,8 @@ export class Distiller {
     const ctx = { dataset, synthetic, gen, model: cfg.model };
     let interrupted = false;
     for (let it = start; it < cfg.iterations; it++) {
+      // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
+      await new Promise((resolve) => setImmediate(resolve));
       const t0 = performance.now();
       const { loss, grads } = method.step(ctx, cfg.methodConfig, it);
       if (!Number.isFinite(loss)) {
@@ -192,6 +196,7 @@ export class Distiller {
         break;
       }
     }
+    this.hooks.onLoopEnd?.();
     if (interrupted) {
       return { runDir: this.runDir.path, artifact: '', final: null, randomSubset: null, interrupted };
     }

@@ -145,7 +145,7 @@ test('resuming with a different configuration is refused, naming the difference'
   );
 });
 
-test('a diverging loss stops with the iteration and keeps the last good checkpoint', () => {
+test('a diverging loss stops with the iteration and keeps the last good checkpoint', async () => {
   const ds = loadDataset(data);
   const dir = new RunDir(join(tempDir('nan'), 'run'));
   const config = resolveConfig({
@@ -158,7 +158,7 @@ test('a diverging loss stops with the iteration and keeps the last good checkpoi
     optimizer: { lr: 1e38 },
     methodConfig: { batchReal: 10 },
   });
-  assert.throws(
+  await assert.rejects(
     () => new Distiller(config, dir).run({ resume: false, dataset: ds }),
     /the dm loss became (NaN|Infinity) at iteration \d+; stopped\. The last good checkpoint/,
   );
@@ -232,4 +232,43 @@ test('DM with a batch-norm network (all classes in one batch) runs and gives fin
   );
   assert.ok(Number.isFinite(loss) && loss > 0);
   assert.ok((grads[0] as E.Tensor).isfinite().all().item());
+});
+
+test('Ctrl-C (SIGINT) checkpoints after the current iteration, exits 130, and the run resumes', async () => {
+  const out = join(tempDir('sigint'), 'r');
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      ...BASE,
+      '--iterations',
+      '200',
+      '--checkpoint-every',
+      '100',
+      '--set',
+      'methodConfig.batchReal=40',
+      '--out',
+      out,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += String(d)));
+  const metrics = join(out, 'metrics.jsonl');
+  while (!existsSync(metrics) || readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length < 3) {
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  child.kill('SIGINT');
+  const code = await new Promise((res) => child.once('exit', res));
+  assert.equal(code, 130);
+  const result = JSON.parse(stdout.trim().split('\n').pop() as string);
+  assert.equal(result.interrupted, true);
+  assert.equal(result.resume, `distillery distill --resume ${out}`);
+  const stoppedAt = new RunDir(out).loadCheckpoint()?.iteration ?? 0;
+  assert.ok(
+    stoppedAt >= 3 && stoppedAt < 100,
+    `checkpoint at iteration ${stoppedAt}, not at a regular checkpoint`,
+  );
+  const resumed = cli(['distill', '--resume', out, '--iterations', '200', '--json']);
+  assert.equal(resumed.status, 0, resumed.stderr);
 });

@@ -96,7 +96,7 @@ export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; 
   return { config: resolve(deepMerge(preset ?? {}, flagOverrides(o, true))), note };
 }
 
-export function distillCommand(o: DistillCommandOptions): void {
+export async function distillCommand(o: DistillCommandOptions): Promise<void> {
   const out = createReporter(o.json ?? false);
   let runDir: RunDir;
   let config: DistillConfig;
@@ -141,17 +141,26 @@ export function distillCommand(o: DistillCommandOptions): void {
     },
     onEvaluation: ({ iteration, scores }) => out.event('evaluation', { iteration, scores }),
     onMessage: (line) => out.info(line),
+    onLoopEnd: () => process.off('SIGINT', onSigint),
   });
-  const onSigint = () => distiller.requestStop();
+  // First Ctrl-C: checkpoint after the current iteration and stop; a second one exits at once.
+  let interrupts = 0;
+  function onSigint(): void {
+    if (++interrupts > 1) process.exit(130);
+    out.info('\nStopping after this iteration (checkpoint first); press Ctrl-C again to quit now.');
+    distiller.requestStop();
+  }
   process.on('SIGINT', onSigint);
   try {
-    const r = distiller.run({ resume: Boolean(o.resume) });
+    const r = await distiller.run({ resume: Boolean(o.resume) });
     (bar as ReturnType<typeof out.progress> | null)?.stop();
     if (r.interrupted) {
-      out.result(
-        `Interrupted: checkpoint saved in ${r.runDir}. Continue with: distillery distill --resume ${r.runDir}`,
-        { interrupted: true, runDir: r.runDir },
-      );
+      const resume = `distillery distill --resume ${r.runDir}`;
+      out.result(`Interrupted: checkpoint saved in ${r.runDir}. Continue with: ${resume}`, {
+        interrupted: true,
+        runDir: r.runDir,
+        resume,
+      });
       process.exitCode = 130;
       return;
     }
