@@ -6,7 +6,7 @@
 //   npm run bench:accuracy -- --dataset mnist --iterations 500 --batch-real 64 --epochs 300 --runs 3 [--methods random,dm]
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
-import { selectCoreset, trainFeatureNet } from '../src/coreset/index.js';
+import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
 import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
@@ -35,16 +35,20 @@ const evalOpts = { models: ['ConvNet'], runs, protocol, seed: 0 };
 const fmt = (s: Score) => `${(100 * s.mean).toFixed(2)} +- ${(100 * s.std).toFixed(2)}`;
 const log = (line: string) => console.error(`[${((performance.now() - t0) / 60000).toFixed(1)} min] ${line}`);
 
-log(
-  `feature network for herding/k-center/forgetting: ConvNet, ${fullEpochs} epochs on the full training set`,
-);
-const feature = trainFeatureNet(dataset, new E.Generator(1), { epochs: fullEpochs });
-const full = evaluateSet(dataset, dataset.train, {
-  ...evalOpts,
-  runs: 1,
-  protocol: { ...protocol, epochs: fullEpochs, augment: 'none' },
-});
-log(`full data: ${fmt(full.ConvNet)}`);
+let feature: FeatureNet | undefined;
+let full: Record<string, Score> | null = null;
+if (needsFeature) {
+  log(
+    `feature network for herding/k-center/forgetting: ConvNet, ${fullEpochs} epochs on the full training set`,
+  );
+  feature = trainFeatureNet(dataset, new E.Generator(1), { epochs: fullEpochs });
+  full = evaluateSet(dataset, dataset.train, {
+    ...evalOpts,
+    runs: 1,
+    protocol: { ...protocol, epochs: fullEpochs, augment: 'none' },
+  });
+  log(`full data: ${fmt(full.ConvNet)}`);
+}
 
 const rows: string[] = [];
 for (const ipc of ipcs) {
