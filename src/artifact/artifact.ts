@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
 import type { Dataset } from '../data/dataset.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../engine/files.js';
 import { versions } from '../util/version.js';
 import { gridPng } from './grid.js';
 

@@ -7,7 +7,7 @@ import { distillCommand } from './commands/distill.js';
 import { methodsCommand } from './commands/methods.js';
 import { showCommand } from './commands/show.js';
 import { renderReport } from '../report/html.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
 import { runDemo } from './demo.js';

@@ -3,7 +3,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../engine/files.js';
 import type { DistillConfig } from './config.js';
 
 export interface RunRecord {

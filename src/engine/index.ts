@@ -13,6 +13,7 @@ export { Generator, manualSeed } from './random.js';
 export { tidy, keep } from './scope.js';
 export * from './runtime.js';
 export { saveSafetensors, loadSafetensors, type SafetensorsFile } from './safetensors.js';
+export { writeFileAtomic } from './files.js';
 export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { Optimizer, type OptimizerState } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';

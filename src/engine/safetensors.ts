@@ -3,10 +3,10 @@
 // then the raw little-endian element bytes. PyTorch, NumPy and JAX users load
 // these with the `safetensors` package. Writes go to a temp file renamed into
 // place, so an existing file is never left half-written.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { DTYPE_BYTES, dtypeCode, type DType } from './dtype.js';
 import { EngineError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import type { Device } from './device.js';
@@ -67,23 +67,10 @@ export function saveSafetensors(
   head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
   head.write(json, 8, 'utf8');
 
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  let fd: number | null = null;
   try {
-    fd = openSync(tmp, 'w');
-    writeSync(fd, head);
-    for (const b of blobs) writeSync(fd, b);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(tmp, path);
+    writeFileAtomic(path, [head, ...blobs]);
   } catch (e) {
-    if (fd !== null) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw new EngineError(
-      'saveSafetensors',
-      `cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`,
-    );
+    throw new EngineError('saveSafetensors', e instanceof Error ? e.message : String(e));
   }
 }
 

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { createNetwork } from '../models/index.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../engine/files.js';
 import { trainAndTest, type Protocol, type TrainSet } from './protocol.js';
 
 export interface Score {

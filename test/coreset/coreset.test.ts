@@ -5,27 +5,25 @@ import { loadDataset } from '../../src/data/registry.js';
 import { herding, kCenter, mostForgotten, selectCoreset, trainFeatureNet } from '../../src/coreset/index.js';
 import { writeSquaresFile } from '../fixtures.js';
 
-test('herding picks the point nearest the mean first, then balances the running sum', () => {
-  const f = E.tensor([
+// Five 2-D feature vectors with a clear geometry (no distance ties).
+const points = () =>
+  E.tensor([
     [0, 0],
     [10.5, 0],
     [4, 1],
     [6, -1],
     [5, 0.2],
   ]);
+
+test('herding picks the point nearest the mean first, then balances the running sum', () => {
+  const f = points();
   // mean (5.1, 0.04): nearest is #4 (5, 0.2). Target 2 mean - sum = (5.2, -0.12): #3 at 1.19 beats #2 at 1.64.
   // Target 3 mean - sum = (4.3, 0.92): #2 at 0.31.
   assert.deepEqual(herding(f, 3), [4, 3, 2]);
 });
 
 test('k-center starts at the point nearest the mean and adds the farthest point each time', () => {
-  const f = E.tensor([
-    [0, 0],
-    [10.5, 0],
-    [4, 1],
-    [6, -1],
-    [5, 0.2],
-  ]);
+  const f = points();
   // #4 is nearest the mean; farthest from it is #1 (5.50), then #0 (5.00 from #4, 10.5 from #1).
   assert.deepEqual(kCenter(f, 3), [4, 1, 0]);
 });

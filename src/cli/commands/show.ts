@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadArtifact } from '../../artifact/artifact.js';
 import { gridPng } from '../../artifact/grid.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import { writeFileAtomic } from '../../engine/files.js';
 
 export function showCommand(dir: string, o: { open?: boolean }): void {
   const path = join(dir, 'grid.png');
