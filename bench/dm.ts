@@ -12,19 +12,11 @@ import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+import { median, numberFlag } from './util.js';
 
 function main(): void {
-  const argv = process.argv.slice(2);
-  const flag = (name: string, fallback: number) =>
-    argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback;
-  const iterations = flag('--iterations', 10);
-  const rounds = flag('--rounds', 2);
+  const iterations = numberFlag('--iterations', 10);
+  const rounds = numberFlag('--rounds', 2);
   const ipc = 10;
   const batchReal = 256;
   const dataset = loadDataset('mnist');

@@ -16,16 +16,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
 import * as E from '../src/engine/index.js';
+import { median, numberFlag } from './util.js';
 
 type Timings = { forward: number; forwardBackward: number; doubleBackward: number };
 const COLUMNS: (keyof Timings)[] = ['forward', 'forwardBackward', 'doubleBackward'];
 const WIDTH = 128;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function measure(runs: number): Samples {
   const gen = new E.Generator(0);
@@ -109,10 +104,8 @@ function main(): void {
     process.stdout.write(JSON.stringify(measure(Number(argv[1]))));
     return;
   }
-  const flag = (name: string, fallback: number) =>
-    argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback;
-  const runs = flag('--runs', 3);
-  const rounds = flag('--rounds', 2);
+  const runs = numberFlag('--runs', 3);
+  const rounds = numberFlag('--rounds', 2);
   console.log(
     `ConvNet-3 w128 IN/ReLU/avgpool, batch 256 of 1x28x28; median of ${runs} runs x ${rounds} rounds (ms); ` +
       `${cpus()[0]?.model ?? '?'} x${availableParallelism()}, libtorch ${E.torchVersion()}`,

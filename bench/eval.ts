@@ -12,12 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { createNetwork } from '../src/models/index.js';
 import { defaultProtocol, trainAndTest } from '../src/eval/index.js';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+import { median, numberFlag } from './util.js';
 
 function ours(runs: number, epochs: number, ipc: number): number[] {
   const gen = new E.Generator(0);
@@ -39,13 +34,10 @@ function ours(runs: number, epochs: number, ipc: number): number[] {
 }
 
 function main(): void {
-  const argv = process.argv.slice(2);
-  const flag = (name: string, fallback: number) =>
-    argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback;
-  const epochs = flag('--epochs', 100);
-  const runs = flag('--runs', 2);
-  const rounds = flag('--rounds', 2);
-  const ipc = flag('--ipc', 10);
+  const epochs = numberFlag('--epochs', 100);
+  const runs = numberFlag('--runs', 2);
+  const rounds = numberFlag('--rounds', 2);
+  const ipc = numberFlag('--ipc', 10);
   const python = '/usr/bin/python3';
   const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   const script = fileURLToPath(new URL('../../bench/eval_torch.py', import.meta.url));

@@ -1,5 +1,6 @@
 // Assertions shared by the tests.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import type { Tensor } from '../src/engine/index.js';
 
 export function assertClose(
@@ -22,4 +23,11 @@ export function assertClose(
 
 export function assertShape(t: Tensor, shape: number[]): void {
   assert.deepEqual(t.shape, shape);
+}
+
+/** A python3 that can import NumPy (for the interoperability tests), or undefined. */
+export function pythonWithNumpy(): string | undefined {
+  return ['/usr/bin/python3', 'python3'].find(
+    (p) => spawnSync(p, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0,
+  );
 }

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import * as E from '../../src/engine/index.js';
+import { pythonWithNumpy } from '../helpers.js';
 import { loadArtifact, saveArtifact } from '../../src/artifact/artifact.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { Preprocessing } from '../../src/data/preprocess.js';
@@ -76,9 +77,7 @@ test('ZCA preprocessing travels inside the artifact and inverts', () => {
 });
 
 test('PyTorch/NumPy users can load an artifact without Distillery (skipped without python3 + numpy)', (t) => {
-  const python = ['/usr/bin/python3', 'python3'].find(
-    (p) => spawnSync(p, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0,
-  );
+  const python = pythonWithNumpy();
   if (!python) {
     t.skip('no python3 with numpy on this machine');
     return;

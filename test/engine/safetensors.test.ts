@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
+import { pythonWithNumpy } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'distillery-st-'));
 
@@ -87,9 +88,7 @@ test('corrupt files are rejected with the file name and the problem', () => {
 });
 
 test('Python with NumPy reads our files byte for byte (skipped when python3 has no numpy)', (t) => {
-  const python = ['/usr/bin/python3', 'python3'].find(
-    (p) => spawnSync(p, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0,
-  );
+  const python = pythonWithNumpy();
   if (!python) {
     t.skip('no python3 with numpy on this machine');
     return;
