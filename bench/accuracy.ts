@@ -8,6 +8,7 @@ import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
 import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
+import { contextWithOptimizer } from '../src/distill/method.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
 
@@ -63,10 +64,9 @@ for (const ipc of ipcs) {
     const synthetic = SyntheticSet.create(dataset, ipc, 'real', gen);
     const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
     const config = dm.schema.parse({ batchReal });
+    const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
     for (let it = 0; it < iterations; it++) {
-      const { grads } = dm.step({ dataset, synthetic, gen, model: 'ConvNet' }, config, it);
-      opt.step(grads);
-      for (const g of grads) g?.dispose();
+      dm.step(ctx, config, it);
     }
     const { images, labels } = synthetic.decode();
     scores.dm = evaluateSet(dataset, { images: images.detach(), labels }, evalOpts).ConvNet;

@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
+import { contextWithOptimizer } from '../src/distill/method.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
 import { median, numberFlag } from './util.js';
@@ -24,6 +25,7 @@ function main(): void {
   const synthetic = SyntheticSet.create(dataset, ipc, 'real', gen);
   const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
   const config = dm.schema.parse({ batchReal });
+  const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
   const python = '/usr/bin/python3';
   const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   const script = fileURLToPath(new URL('../../bench/dm_torch.py', import.meta.url));
@@ -33,9 +35,7 @@ function main(): void {
   for (let round = 0; round < rounds; round++) {
     for (let it = 0; it < iterations + 2; it++) {
       const t0 = performance.now();
-      const { grads } = dm.step({ dataset, synthetic, gen, model: 'ConvNet' }, config, it);
-      opt.step(grads);
-      for (const g of grads) g?.dispose();
+      dm.step(ctx, config, it);
       if (it >= 2) ours.push((performance.now() - t0) / 1000);
     }
     if (hasTorch) {

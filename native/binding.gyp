@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "distillery_native",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/ops_tensor.cc", "src/ops_math.cc", "src/ops_nn.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/ops_tensor.cc", "src/ops_math.cc", "src/ops_nn.cc", "src/conv_autograd.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node torch-config.cjs include)"

@@ -29,6 +29,10 @@ int64_t ReportedExternalBytes();
 // Releases the tensor's storage now instead of at garbage collection.
 void Release(Napi::Env env, Holder* holder);
 
+// conv2d with oneDNN-backed derivatives of every order (conv_autograd.cc).
+at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+
 // Argument readers. Each throws a TypeError naming the argument position.
 const at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i);
 c10::optional<at::Tensor> OptTensorArg(const Napi::CallbackInfo& info, size_t i);

@@ -20,8 +20,8 @@ static c10::optional<at::Tensor> Opt(const Napi::CallbackInfo& info, size_t i) {
 
 DFN(conv2d) {
   return Guard(info, [&] {
-    return Wrap(info.Env(), at::conv2d(TensorArg(info, 0), TensorArg(info, 1), Opt(info, 2), IntListArg(info, 3),
-                                       IntListArg(info, 4), IntListArg(info, 5), IntArg(info, 6)));
+    return Wrap(info.Env(), Conv2d(TensorArg(info, 0), TensorArg(info, 1), Opt(info, 2), IntListArg(info, 3),
+                                   IntListArg(info, 4), IntListArg(info, 5), IntArg(info, 6)));
   });
 }
 DFN(convTranspose2d) {

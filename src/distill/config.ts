@@ -73,9 +73,30 @@ function issues(e: z.ZodError): string {
   return e.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
 }
 
-/** Validates a config (defaults filled), including the method's own settings. */
+/** `over` merged into `base`, objects key by key (neither is modified). */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object'
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+/**
+ * Validates a config and fills what it leaves out: first from the method's own
+ * defaults (e.g. DC's noise init), then from the schema; the method's settings too.
+ */
 export function resolveConfig(input: Record<string, unknown>): DistillConfig {
-  const parsed = distillConfigSchema.safeParse(input);
+  const methodName =
+    typeof input.method === 'string' ? input.method : distillConfigSchema.shape.method.parse(undefined);
+  const parsed = distillConfigSchema.safeParse(deepMerge(getMethod(methodName).defaults, input));
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${issues(parsed.error)}`);
   const config = parsed.data;
   const method = getMethod(config.method);

@@ -1,5 +1,6 @@
 // The survey's generic loop (Algorithm 1) made explicit:
 //   init S; for it in 1..K: L <- method.step(S, T); S <- S - alpha grad_S L
+// (a method may update S several times per iteration, e.g. DC's outer loop)
 // plus everything every method shares: seeds, the synthetic-set optimizer,
 // periodic evaluation, progress, metrics, checkpoints (every N iterations and on
 // SIGINT), resume, and the final artifact. A killed run resumed from its last
@@ -165,21 +166,26 @@ export class Distiller {
       });
 
     this.hooks.onStart?.({ total: cfg.iterations, startIteration: start, resumed: checkpoint !== null });
-    const ctx = { dataset, synthetic, gen, model: cfg.model };
-    let interrupted = false;
-    for (let it = start; it < cfg.iterations; it++) {
-      // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
-      await new Promise((resolve) => setImmediate(resolve));
-      const t0 = performance.now();
-      const { loss, grads } = method.step(ctx, cfg.methodConfig, it);
+    let current = start;
+    const update = (grads: (E.Tensor | null)[], loss: number) => {
       if (!Number.isFinite(loss)) {
         for (const g of grads) g?.dispose();
+        const good = Math.floor(current / cfg.checkpointEvery) * cfg.checkpointEvery;
         throw new DistillError(
-          `the ${cfg.method} loss became ${loss} at iteration ${it + 1}; stopped. The last good checkpoint (iteration ${Math.floor(it / cfg.checkpointEvery) * cfg.checkpointEvery}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
+          `the ${cfg.method} loss became ${loss} at iteration ${current + 1}; stopped. The last good checkpoint (iteration ${good}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
         );
       }
       opt.step(grads);
       for (const g of grads) g?.dispose();
+    };
+    const ctx = { dataset, synthetic, gen, model: cfg.model, update };
+    let interrupted = false;
+    for (let it = start; it < cfg.iterations; it++) {
+      // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
+      await new Promise((resolve) => setImmediate(resolve));
+      current = it;
+      const t0 = performance.now();
+      const { loss } = method.step(ctx, cfg.methodConfig, it);
       const iteration = it + 1;
       const seconds = (performance.now() - t0) / 1000;
       this.runDir.log({ iteration, loss, seconds });

@@ -16,13 +16,18 @@ export interface MethodContext {
   gen: E.Generator;
   /** Model spec of the networks the method fetches. */
   model: string;
+  /**
+   * Applies one update of the synthetic set's optimizer with these gradients (one per
+   * synthetic.learnable, null where a tensor got none) and disposes them. `loss` is the
+   * matching loss they came from; a non-finite loss stops the run before the update.
+   * DM calls it once per iteration; DC/DSA once per outer-loop step.
+   */
+  update(grads: (E.Tensor | null)[], loss: number): void;
 }
 
 export interface StepResult {
-  /** The matching loss of this iteration. */
+  /** The matching loss of this iteration (the mean over its updates). */
   loss: number;
-  /** Gradients for each of synthetic.learnable (null where a tensor got none). */
-  grads: (E.Tensor | null)[];
 }
 
 export interface Method<Config> {
@@ -34,7 +39,12 @@ export interface Method<Config> {
   readonly needs: string;
   /** Validates and fills defaults of the method's own settings. */
   readonly schema: z.ZodType<Config>;
-  /** One outer iteration: the loss and the gradients of the synthetic set's learnable tensors. */
+  /**
+   * Run settings this method expects when neither a preset nor a flag gives them
+   * (e.g. DC: noise init, image lr 0.1); merged beneath the preset.
+   */
+  readonly defaults: Record<string, unknown>;
+  /** One outer iteration: computes matching losses and applies its updates through ctx.update. */
   step(ctx: MethodContext, config: Config, iteration: number): StepResult;
   /** Extra state to checkpoint (none for stateless methods). */
   stateDict?(): Record<string, E.Tensor>;
@@ -44,3 +54,20 @@ export interface Method<Config> {
 // Methods are registered with their own config types; the registry stores them erased.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyMethod = Method<any>;
+
+/**
+ * A context whose update() steps `optimizer` (no checks, no checkpoints): for
+ * benchmarks and tests that drive a method without the Distiller.
+ */
+export function contextWithOptimizer(
+  base: Omit<MethodContext, 'update'>,
+  optimizer: E.Optimizer,
+): MethodContext {
+  return {
+    ...base,
+    update(grads) {
+      optimizer.step(grads);
+      for (const g of grads) g?.dispose();
+    },
+  };
+}

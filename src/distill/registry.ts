@@ -1,8 +1,9 @@
 // Every method, by name. Adding a method: one file in methods/ and one line here.
 import type { AnyMethod } from './method.js';
+import { dc, dsa } from './methods/dc.js';
 import { dm } from './methods/dm.js';
 
-export const METHODS: readonly AnyMethod[] = [dm];
+export const METHODS: readonly AnyMethod[] = [dc, dsa, dm];
 
 export function getMethod(name: string): AnyMethod {
   const m = METHODS.find((x) => x.name === name);

@@ -1,6 +1,7 @@
 export {
   defaultProtocol,
   trainAndTest,
+  trainEpoch,
   accuracy,
   type Protocol,
   type TrainSet,

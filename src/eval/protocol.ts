@@ -10,7 +10,7 @@
 import * as E from '../engine/index.js';
 import { DSA, defaultStrategy } from '../augment/index.js';
 import type { Split } from '../data/dataset.js';
-import type { Network } from '../models/index.js';
+import type { Network, NetState } from '../models/index.js';
 
 export interface Protocol {
   epochs: number;
@@ -75,6 +75,36 @@ export function accuracy(
   });
 }
 
+/**
+ * One epoch of minibatch training on `train` (shuffled from `gen`; each batch
+ * augmented with its own DSA draw when `dsa` is given). Returns the last batch's loss.
+ */
+export function trainEpoch(
+  net: Network,
+  state: NetState,
+  opt: E.Optimizer,
+  train: TrainSet,
+  o: { batchSize: number; dsa: DSA | null; gen: E.Generator },
+): number {
+  const params = [...state.params.values()];
+  const n = train.images.size(0);
+  let lastLoss = NaN;
+  const order = E.tidy(() => E.randperm(n, { generator: o.gen }).keep());
+  for (let start = 0; start < n; start += o.batchSize) {
+    lastLoss = E.tidy(() => {
+      const idx = order.narrow(0, start, Math.min(o.batchSize, n - start));
+      let x = train.images.indexSelect(0, idx);
+      const y = train.labels.indexSelect(0, idx);
+      if (o.dsa) x = o.dsa.augmentBatch(x, o.gen);
+      const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
+      opt.step(E.grad(loss, params));
+      return loss.item();
+    });
+  }
+  order.dispose();
+  return lastLoss;
+}
+
 /** Trains a fresh network (initialised from `gen`) on `train` and tests it. */
 export function trainAndTest(
   net: Network,
@@ -86,7 +116,6 @@ export function trainAndTest(
   const state = net.init(gen);
   const params = [...state.params.values()].map((p) => p.requiresGrad_());
   const dsa = protocol.augment === 'none' ? null : new DSA({ strategy: protocol.augment });
-  const n = train.images.size(0);
   const baseLr = train.lr ?? protocol.lr;
   const makeOptimizer = (lr: number) =>
     new E.SGD(params, { lr, momentum: protocol.momentum, weightDecay: protocol.weightDecay });
@@ -94,19 +123,7 @@ export function trainAndTest(
   const decayAfter = Math.floor(protocol.epochs / 2) + 1;
   let lastLoss = NaN;
   for (let epoch = 0; epoch <= protocol.epochs; epoch++) {
-    const order = E.tidy(() => E.randperm(n, { generator: gen }).keep());
-    for (let start = 0; start < n; start += protocol.batchSize) {
-      lastLoss = E.tidy(() => {
-        const idx = order.narrow(0, start, Math.min(protocol.batchSize, n - start));
-        let x = train.images.indexSelect(0, idx);
-        const y = train.labels.indexSelect(0, idx);
-        if (dsa) x = dsa.augmentBatch(x, gen);
-        const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
-        opt.step(E.grad(loss, params));
-        return loss.item();
-      });
-    }
-    order.dispose();
+    lastLoss = trainEpoch(net, state, opt, train, { batchSize: protocol.batchSize, dsa, gen });
     if (!Number.isFinite(lastLoss)) {
       throw new Error(
         `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,

@@ -11,6 +11,7 @@ import { loadDataset } from '../../src/data/registry.js';
 import { resolveConfig } from '../../src/distill/config.js';
 import { Distiller } from '../../src/distill/distiller.js';
 import { RunDir } from '../../src/distill/rundir.js';
+import { contextWithOptimizer } from '../../src/distill/method.js';
 import { dm } from '../../src/distill/methods/dm.js';
 import { SyntheticSet } from '../../src/distill/synthetic.js';
 import { createNetwork } from '../../src/models/index.js';
@@ -95,8 +96,11 @@ test('DM lowers its matching loss and moves the images', () => {
   const config = dm.schema.parse({ batchReal: 40 });
   const losses: number[] = [];
   for (let it = 0; it < 30; it++) {
-    const { loss, grads } = dm.step({ dataset: ds, synthetic, gen, model: 'ConvNetW32' }, config, it);
-    opt.step(grads);
+    const { loss } = dm.step(
+      contextWithOptimizer({ dataset: ds, synthetic, gen, model: 'ConvNetW32' }, opt),
+      config,
+      it,
+    );
     losses.push(loss);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -110,7 +114,10 @@ test('DM lowers its matching loss and moves the images', () => {
 test('bad input: unknown method, dataset, model; ipc too large; unwritable output; existing run', () => {
   const unknownMethod = cli(['distill', '--dataset', data, '--method', 'magic', '--ipc', '2']);
   assert.equal(unknownMethod.status, 2);
-  assert.match(unknownMethod.stderr, /unknown method 'magic' \(available: dm; see `distillery methods`\)/);
+  assert.match(
+    unknownMethod.stderr,
+    /unknown method 'magic' \(available: dc, dsa, dm; see `distillery methods`\)/,
+  );
   const unknownDataset = cli(['distill', '--dataset', 'imagenet-1k', '--out', join(tempDir('x'), 'r')]);
   assert.notEqual(unknownDataset.status, 0);
   assert.match(unknownDataset.stderr, /unknown dataset 'imagenet-1k'/);
@@ -203,7 +210,11 @@ test('DM batched over classes (chunked real pass) equals the reference per-class
   const synthetic = SyntheticSet.create(ds, 3, 'real', gen);
   const config = dm.schema.parse({ batchReal: 20, realChunk: 7 });
   const state = gen.getState();
-  const batched = dm.step({ dataset: ds, synthetic, gen, model: 'ConvNetW32' }, config, 0).loss;
+  const batched = dm.step(
+    { dataset: ds, synthetic, gen, model: 'ConvNetW32', update: () => {} },
+    config,
+    0,
+  ).loss;
 
   // The reference structure, replaying the same random stream: network, real batches, draws.
   gen.setState(state);
@@ -225,13 +236,16 @@ test('DM with a batch-norm network (all classes in one batch) runs and gives fin
   const ds = loadDataset(data);
   const gen = new E.Generator(5);
   const synthetic = SyntheticSet.create(ds, 2, 'noise', gen);
-  const { loss, grads } = dm.step(
-    { dataset: ds, synthetic, gen, model: 'ConvNetW32BN' },
+  let finite = false;
+  const update = (grads: (E.Tensor | null)[]) =>
+    (finite = (grads[0] as E.Tensor).isfinite().all().item() === 1);
+  const { loss } = dm.step(
+    { dataset: ds, synthetic, gen, model: 'ConvNetW32BN', update },
     dm.schema.parse({ batchReal: 10 }),
     0,
   );
   assert.ok(Number.isFinite(loss) && loss > 0);
-  assert.ok((grads[0] as E.Tensor).isfinite().all().item());
+  assert.ok(finite, 'finite gradients');
 });
 
 test('Ctrl-C (SIGINT) checkpoints after the current iteration, exits 130, and the run resumes', async () => {

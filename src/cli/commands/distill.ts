@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ConfigError,
+  deepMerge,
   loadPreset,
   presetPath,
   resolveConfig,
@@ -33,18 +34,6 @@ export interface DistillCommandOptions {
   resume?: string;
   dataDir?: string;
   json?: boolean;
-}
-
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object'
-        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 /** Config values given explicitly on the command line. */

@@ -2,13 +2,29 @@
 import { METHODS } from '../../distill/registry.js';
 import { createReporter } from '../output.js';
 
-const TAXONOMY: [string, string[]][] = [
-  ['performance matching', ['meta-learning (DD)', 'kernel ridge regression (KIP, RFAD, FRePo)']],
+// Family -> sub-families (a method's subFamily names one of them) and the methods each covers in the survey.
+const TAXONOMY: [string, [string, string][]][] = [
+  [
+    'performance matching',
+    [
+      ['meta-learning', 'DD'],
+      ['kernel ridge regression', 'KIP, RFAD, FRePo'],
+    ],
+  ],
   [
     'parameter matching',
-    ['single step: gradient matching (DC, DSA, IDC)', 'multi step: trajectory matching (MTT, TESLA, FTD)'],
+    [
+      ['single step: gradient matching', 'DC, DSA, IDC'],
+      ['multi step: trajectory matching', 'MTT, TESLA, FTD'],
+    ],
   ],
-  ['distribution matching', ['feature mean matching (DM)', 'layer-wise alignment (CAFE)']],
+  [
+    'distribution matching',
+    [
+      ['feature mean matching', 'DM'],
+      ['layer-wise alignment', 'CAFE'],
+    ],
+  ],
 ];
 
 export function methodsCommand(o: { json?: boolean }): void {
@@ -16,12 +32,14 @@ export function methodsCommand(o: { json?: boolean }): void {
   const lines: string[] = [];
   for (const [family, subs] of TAXONOMY) {
     lines.push(family);
-    for (const sub of subs) lines.push(`  ${sub}`);
-    for (const m of METHODS.filter((x) => x.family === family)) {
-      lines.push(`    * ${m.name}: ${m.summary}`, `      needs: ${m.needs}`);
+    for (const [sub, covers] of subs) {
+      lines.push(`  ${sub} (${covers})`);
+      for (const m of METHODS.filter((x) => x.family === family && x.subFamily === sub)) {
+        lines.push(`    * ${m.name}: ${m.summary}`, `      needs: ${m.needs}`);
+      }
     }
   }
-  lines.push('', 'Methods marked * are implemented; the others are planned.');
+  lines.push('', 'Methods marked * are implemented here; the others named are planned.');
   out.result(lines.join('\n'), {
     methods: METHODS.map((m) => ({
       name: m.name,

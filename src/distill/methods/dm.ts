@@ -53,7 +53,9 @@ export const dm: Method<DMConfig> = {
   needs: 'a dataset; no training of networks',
   schema: schema as z.ZodType<DMConfig>,
 
-  step({ dataset, synthetic, gen, model }: MethodContext, config: DMConfig): StepResult {
+  defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 1, momentum: 0.5 } },
+
+  step({ dataset, synthetic, gen, model, update }: MethodContext, config: DMConfig): StepResult {
     const k = dataset.numClasses;
     const ipc = synthetic.ipc;
     const net = createNetwork(model, dataset.imageShape, k);
@@ -79,8 +81,9 @@ export const dm: Method<DMConfig> = {
         const synAug = draws && dsa ? dsa.apply(images, draws, new Array<number>(k).fill(ipc)) : images;
         const synMean = embed(synAug).reshape(k, ipc, -1).mean(1);
         const loss = realMean.sub(synMean).square().sum();
-        const grads = E.grad(loss, synthetic.learnable, { allowUnused: true });
-        return { loss: loss.item(), grads };
+        const value = loss.item();
+        update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
+        return { loss: value };
       });
     } finally {
       for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
