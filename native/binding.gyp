@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "distillery_native",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/ops_tensor.cc", "src/ops_math.cc", "src/ops_nn.cc", "src/conv_autograd.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/ops_tensor.cc", "src/ops_math.cc", "src/ops_nn.cc", "src/conv_autograd.cc", "src/norm_act_pool.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node torch-config.cjs include)"
@@ -10,7 +10,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node torch-config.cjs defines)"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fopenmp-simd", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "libraries": ["<!@(node torch-config.cjs libs)"]
     }
   ]

@@ -33,6 +33,10 @@ void Release(Napi::Env env, Holder* holder);
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 
+// Group norm (affine) + ReLU + 2x2 average pooling, fused (norm_act_pool.cc).
+at::Tensor NormReluPool(const at::Tensor& x, int64_t groups, const at::Tensor& gamma, const at::Tensor& beta,
+                        double eps);
+
 // Argument readers. Each throws a TypeError naming the argument position.
 const at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i);
 c10::optional<at::Tensor> OptTensorArg(const Napi::CallbackInfo& info, size_t i);

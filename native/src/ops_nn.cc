@@ -63,6 +63,12 @@ DFN(groupNorm) {
                 at::group_norm(TensorArg(info, 0), IntArg(info, 1), Opt(info, 2), Opt(info, 3), NumArg(info, 4), true));
   });
 }
+DFN(normReluPool) {
+  return Guard(info, [&] {
+    return Wrap(info.Env(), NormReluPool(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2), TensorArg(info, 3),
+                                         NumArg(info, 4)));
+  });
+}
 DFN(instanceNorm) {
   return Guard(info, [&] {
     return Wrap(info.Env(), at::instance_norm(TensorArg(info, 0), Opt(info, 3), Opt(info, 4), Opt(info, 1), Opt(info, 2),
@@ -149,7 +155,7 @@ DFN(pixelUnshuffle) {
 void RegisterNNOps(Napi::Env env, Napi::Object e) {
   (void)env;
   EXPORT(e, conv2d); EXPORT(e, convTranspose2d); EXPORT(e, linear); EXPORT(e, avgPool2d); EXPORT(e, maxPool2d);
-  EXPORT(e, adaptiveAvgPool2d); EXPORT(e, batchNorm); EXPORT(e, groupNorm); EXPORT(e, instanceNorm);
+  EXPORT(e, adaptiveAvgPool2d); EXPORT(e, batchNorm); EXPORT(e, groupNorm); EXPORT(e, normReluPool); EXPORT(e, instanceNorm);
   EXPORT(e, layerNorm); EXPORT(e, softmax); EXPORT(e, logSoftmax); EXPORT(e, crossEntropy); EXPORT(e, nllLoss);
   EXPORT(e, mseLoss); EXPORT(e, l1Loss); EXPORT(e, klDiv); EXPORT(e, oneHot); EXPORT(e, interpolate);
   EXPORT(e, affineGrid); EXPORT(e, gridSample); EXPORT(e, pixelShuffle); EXPORT(e, pixelUnshuffle);

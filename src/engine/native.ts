@@ -249,6 +249,7 @@ export interface NativeModule {
     eps: Num,
   ): H;
   groupNorm(x: H, groups: Num, w: OptH, b: OptH, eps: Num): H;
+  normReluPool(x: H, groups: Num, w: H, b: H, eps: Num): H;
   instanceNorm(
     x: H,
     runMean: OptH,

@@ -216,6 +216,24 @@ export function groupNorm(x: Tensor, groups: number, o: NormOptions = {}): Tenso
   );
 }
 
+/**
+ * avgPool2d(relu(groupNorm(x, groups, weight, bias)), 2): the block after each
+ * convolution of the ConvNet, as one fused op on CPU (one pass over x forward and
+ * one backward; derivatives of any order). Odd sizes are floored as by the pool.
+ */
+export function normReluPool(
+  x: Tensor,
+  groups: number,
+  o: { weight: Tensor; bias: Tensor; eps?: number },
+): Tensor {
+  expectDims('normReluPool', 'input', x, 4, '[N, C, H, W]');
+  return new Tensor(
+    run('normReluPool', () =>
+      native.normReluPool(x.handle, groups, o.weight.handle, o.bias.handle, o.eps ?? 1e-5),
+    ),
+  );
+}
+
 /** Instance normalization: per-sample, per-channel statistics over the spatial dims. */
 export function instanceNorm(
   x: Tensor,

@@ -98,9 +98,33 @@ function param(state: NetState, name: string): E.Tensor {
   return p;
 }
 
+/** Groups of the 'group' norm (the reference's GroupNorm(4, C)). */
+const GROUP_NORM_GROUPS = 4;
+
+/** Group count of a norm layer that normReluPool can fuse with a following ReLU and 2x2 average pool. */
+function fusableGroups(layers: Layer[], i: number, h: E.Tensor): number | null {
+  const [norm, act, pool] = [layers[i], layers[i + 1], layers[i + 2]];
+  if (norm?.kind !== 'norm' || (norm.norm !== 'instance' && norm.norm !== 'group')) return null;
+  if (act?.kind !== 'act' || act.fn !== 'relu') return null;
+  if (pool?.kind !== 'pool' || pool.fn !== 'avg' || pool.k !== 2 || pool.stride !== 2) return null;
+  if (h.device !== 'cpu' || h.ndim !== 4 || h.size(2) < 2 || h.size(3) < 2) return null;
+  return norm.norm === 'instance' ? norm.channels : GROUP_NORM_GROUPS;
+}
+
 export function runLayers(layers: Layer[], state: NetState, x: E.Tensor, o: ForwardOptions = {}): E.Tensor {
   let h = x;
-  for (const l of layers) {
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i];
+    const groups = fusableGroups(layers, i, h);
+    if (groups !== null && l.kind === 'norm') {
+      // The ConvNet block norm -> ReLU -> avg pool as one fused op (same values, a third of the memory traffic).
+      h = E.nn.normReluPool(h, groups, {
+        weight: param(state, `${l.name}.weight`),
+        bias: param(state, `${l.name}.bias`),
+      });
+      i += 2;
+      continue;
+    }
     switch (l.kind) {
       case 'conv':
         h = E.nn.conv2d(h, param(state, `${l.name}.weight`), l.bias ? param(state, `${l.name}.bias`) : null, {
@@ -115,7 +139,7 @@ export function runLayers(layers: Layer[], state: NetState, x: E.Tensor, o: Forw
         const weight = param(state, `${l.name}.weight`);
         const bias = param(state, `${l.name}.bias`);
         if (l.norm === 'instance') h = E.nn.groupNorm(h, l.channels, { weight, bias });
-        else if (l.norm === 'group') h = E.nn.groupNorm(h, 4, { weight, bias });
+        else if (l.norm === 'group') h = E.nn.groupNorm(h, GROUP_NORM_GROUPS, { weight, bias });
         else if (l.norm === 'layer') h = E.nn.layerNorm(h, l.shape, { weight, bias });
         else {
           h = E.nn.batchNorm(h, {

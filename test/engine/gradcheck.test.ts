@@ -44,6 +44,18 @@ const cases: Case[] = [
     secondOrder: true,
   },
   {
+    name: 'normReluPool (instance norm, odd height: the fused ConvNet block)',
+    fn: (x, w, b) => E.nn.normReluPool(x, 3, { weight: w, bias: b }),
+    inputs: [r(2, 3, 5, 4), r(3), r(3)],
+    secondOrder: true,
+  },
+  {
+    name: 'normReluPool (2 groups of 2 channels)',
+    fn: (x, w, b) => E.nn.normReluPool(x, 2, { weight: w, bias: b }),
+    inputs: [r(2, 4, 4, 6), r(4), r(4)],
+    secondOrder: true,
+  },
+  {
     name: 'groupNorm (affine)',
     fn: (x, w, b) => E.nn.groupNorm(x, 2, { weight: w, bias: b }),
     inputs: [r(2, 4, 3, 3), r(4), r(4)],

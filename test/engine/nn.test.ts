@@ -106,6 +106,34 @@ test('normalizations: statistics, affine parameters, running stats', () => {
   );
 });
 
+test('normReluPool equals avgPool2d(relu(groupNorm)) and so does its gradient, float32 and float64', () => {
+  const gen = new E.Generator(11);
+  for (const dtype of ['float32', 'float64'] as const) {
+    for (const [shape, groups] of [
+      [[3, 8, 32, 32], 8],
+      [[2, 8, 7, 9], 4],
+    ] as [number[], number][]) {
+      const x = E.randn(shape, { dtype, generator: gen }).requiresGrad_();
+      const weight = E.randn([shape[1]], { dtype, generator: gen }).requiresGrad_();
+      const bias = E.randn([shape[1]], { dtype, generator: gen }).requiresGrad_();
+      const fused = E.nn.normReluPool(x, groups, { weight, bias });
+      const separate = E.nn.avgPool2d(E.nn.groupNorm(x, groups, { weight, bias }).relu(), 2, { stride: 2 });
+      const tol = dtype === 'float32' ? 1e-5 : 1e-12;
+      assert.deepEqual(fused.shape, separate.shape);
+      assert.ok(fused.sub(separate).abs().max().item() < tol, `${dtype} ${shape}: forward`);
+      const g = E.randn(fused.shape, { dtype, generator: gen });
+      const a = E.grad(fused, [x, weight, bias], { gradOutputs: [g] });
+      const b = E.grad(separate, [x, weight, bias], { gradOutputs: [g] });
+      a.forEach((t, i) =>
+        assert.ok(
+          t.sub(b[i]).abs().max().item() < 50 * tol * (1 + b[i].abs().max().item()),
+          `${dtype} grad ${i}`,
+        ),
+      );
+    }
+  }
+});
+
 test('cross-entropy: hard, soft and label-smoothed targets agree with the formulas', () => {
   const logits = E.tensor(
     [
