@@ -17,6 +17,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <limits>
 
 namespace distillery {
 
@@ -52,7 +53,9 @@ void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, T* mean, T
       T sq = 0;
 #pragma omp simd reduction(+ : sq)
       for (int64_t i = 0; i < n; i++) sq += (xg[i] - m) * (xg[i] - m);
-      const T r = T(1) / std::sqrt(sq / T(n) + T(eps));
+      // An overflowing variance (inputs near float's limit, i.e. a diverged run) must not pass as
+      // "constant input": NaN makes the divergence visible downstream, as libtorch's group norm does.
+      const T r = std::isfinite(sq) ? T(1) / std::sqrt(sq / T(n) + T(eps)) : std::numeric_limits<T>::quiet_NaN();
       mean[p] = m;
       rstd[p] = r;
       const int64_t sample = p / s.G, group = p % s.G;
@@ -69,8 +72,9 @@ void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, T* mean, T
           for (int64_t ow = 0; ow < OW; ow++) {
             const T y00 = a * r0[2 * ow] + b, y01 = a * r0[2 * ow + 1] + b;
             const T y10 = a * r1[2 * ow] + b, y11 = a * r1[2 * ow + 1] + b;
-            o[ow] = T(0.25) * ((y00 > 0 ? y00 : T(0)) + (y01 > 0 ? y01 : T(0)) + (y10 > 0 ? y10 : T(0)) +
-                               (y11 > 0 ? y11 : T(0)));
+            // Written so that NaN passes through, as torch.relu does (NaN > 0 is false).
+            o[ow] = T(0.25) * ((y00 <= 0 ? T(0) : y00) + (y01 <= 0 ? T(0) : y01) + (y10 <= 0 ? T(0) : y10) +
+                               (y11 <= 0 ? T(0) : y11));
           }
         }
       }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `distillery` command line. Usage errors exit with status 2, runtime failures with 1.
 import { Command, InvalidArgumentError } from 'commander';
+import { expertsCommand } from './commands/experts.js';
 import { coresetCommand } from './commands/coreset.js';
 import { datasetsCommand } from './commands/datasets.js';
 import { distillCommand } from './commands/distill.js';
@@ -52,6 +53,7 @@ program
   .option('--out <dir>', 'run directory (default runs/<method>-<dataset>-ipc<n>-seed<s>)')
   .option('--resume <run-dir>', 'continue an interrupted run from its last checkpoint')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
+  .option('--experts <dir>', 'expert trajectories for mtt/tesla (from `distillery experts`)')
   .option('--json', 'one JSON object per line')
   .action(async (o) => {
     if (o.preset !== 'quick' && o.preset !== 'paper')
@@ -116,6 +118,25 @@ program
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--json', 'one JSON object per line')
   .action((artifact: string, o) => evalCommand(artifact, o));
+
+program
+  .command('experts')
+  .description('train expert trajectories for MTT/TESLA (resumes an interrupted run)')
+  .requiredOption('--dataset <name>', 'dataset name or path (see `distillery datasets`)')
+  .option('--model <spec>', 'network spec', 'ConvNet')
+  .option('--experts <n>', 'number of expert networks', positiveInt, 10)
+  .option('--epochs <e>', 'training epochs of each expert (one checkpoint per epoch)', positiveInt, 50)
+  .option('--lr <x>', 'SGD learning rate (no momentum, as the reference)', Number, 0.01)
+  .option('--batch <n>', 'batch size', positiveInt, 256)
+  .option('--no-augment', 'train without DSA augmentation')
+  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--zca <eps>', 'ZCA-whiten the data (e.g. 0.1, as MTT does for CIFAR)', Number)
+  .option('--out <dir>', 'trajectory directory (default experts/<dataset>-<model>[-zca])')
+  .option('--data-dir <dir>', 'directory holding the dataset')
+  .option('--json', 'one JSON object per line')
+  .action((o) => {
+    expertsCommand(o);
+  });
 
 program
   .command('coreset')

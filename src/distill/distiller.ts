@@ -79,6 +79,7 @@ export class Distiller {
     const gen = new E.Generator(cfg.seed);
     let start = 0;
     let synthetic: SyntheticSet;
+    const methodState = new Map<string, E.Tensor>();
     const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
     if (o.resume) {
       const record = this.runDir.readRecord();
@@ -108,6 +109,9 @@ export class Distiller {
         dataset.numClasses,
       );
       gen.setState(checkpoint.tensors['generator.state']);
+      if (checkpoint.tensors.lr) synthetic.setLr(checkpoint.tensors.lr.requiresGrad_());
+      for (const [k, t] of Object.entries(checkpoint.tensors))
+        if (k.startsWith('method.')) methodState.set(k.slice('method.'.length), t);
       start = checkpoint.iteration;
       this.runDir.truncateMetrics(start);
       this.hooks.onMessage?.(`Resuming ${this.runDir.path} from its checkpoint at iteration ${start}`);
@@ -142,6 +146,8 @@ export class Distiller {
           'generator.state': gen.getState(),
         };
         for (const [k, t] of Object.entries(state.buffers)) tensors[`optimizer.${k}`] = t;
+        if (synthetic.lr) tensors.lr = synthetic.lr.detach();
+        for (const [k, t] of methodState) tensors[`method.${k}`] = t;
         this.runDir.saveCheckpoint({
           iteration,
           tensors,
@@ -150,6 +156,7 @@ export class Distiller {
       });
     };
 
+    const learnedLr = () => (synthetic.lr ? synthetic.lr.item() : undefined);
     const protocol = {
       ...defaultProtocol(dataset.name, { augment: cfg.evalAugment }),
       epochs: cfg.evalEpochs,
@@ -160,7 +167,7 @@ export class Distiller {
         // Evaluation draws from its own seed, so it never shifts the distillation stream.
         return evaluateSet(
           dataset,
-          { images: images.detach(), labels: labels.detach() },
+          { images: images.detach(), labels: labels.detach(), lr: learnedLr() },
           { models: [cfg.model], runs: cfg.evalRuns, protocol, seed: cfg.seed + 1 + iteration },
         );
       });
@@ -178,7 +185,8 @@ export class Distiller {
       opt.step(grads);
       for (const g of grads) g?.dispose();
     };
-    const ctx = { dataset, synthetic, gen, model: cfg.model, update };
+    const ctx = { dataset, synthetic, gen, model: cfg.model, update, state: methodState };
+    if (!checkpoint) method.init?.(ctx, cfg.methodConfig);
     let interrupted = false;
     for (let it = start; it < cfg.iterations; it++) {
       // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
@@ -233,6 +241,7 @@ export class Distiller {
       seed: cfg.seed,
       model: cfg.model,
       metrics: { final, randomSubset: random, evalProtocol: protocol, threads: availableParallelism() },
+      lr: learnedLr() ?? null,
     });
     opt.disposeState();
     return {

@@ -23,6 +23,11 @@ export interface MethodContext {
    * DM calls it once per iteration; DC/DSA once per outer-loop step.
    */
   update(grads: (E.Tensor | null)[], loss: number): void;
+  /**
+   * The method's own tensors that persist across iterations (e.g. the momentum of
+   * MTT's learning-rate optimizer); saved in checkpoints and restored on resume.
+   */
+  state: Map<string, E.Tensor>;
 }
 
 export interface StepResult {
@@ -44,11 +49,10 @@ export interface Method<Config> {
    * (e.g. DC: noise init, image lr 0.1); merged beneath the preset.
    */
   readonly defaults: Record<string, unknown>;
+  /** Once before the first iteration of a new run (not on resume), e.g. to add a learnable lr or soft labels. */
+  init?(ctx: MethodContext, config: Config): void;
   /** One outer iteration: computes matching losses and applies its updates through ctx.update. */
   step(ctx: MethodContext, config: Config, iteration: number): StepResult;
-  /** Extra state to checkpoint (none for stateless methods). */
-  stateDict?(): Record<string, E.Tensor>;
-  loadStateDict?(state: Record<string, E.Tensor>): void;
 }
 
 // Methods are registered with their own config types; the registry stores them erased.
@@ -60,11 +64,12 @@ export type AnyMethod = Method<any>;
  * benchmarks and tests that drive a method without the Distiller.
  */
 export function contextWithOptimizer(
-  base: Omit<MethodContext, 'update'>,
+  base: Omit<MethodContext, 'update' | 'state'>,
   optimizer: E.Optimizer,
 ): MethodContext {
   return {
     ...base,
+    state: new Map(),
     update(grads) {
       optimizer.step(grads);
       for (const g of grads) g?.dispose();

@@ -2,8 +2,9 @@
 import type { AnyMethod } from './method.js';
 import { dc, dsa } from './methods/dc.js';
 import { dm } from './methods/dm.js';
+import { mtt, tesla } from './methods/mtt.js';
 
-export const METHODS: readonly AnyMethod[] = [dc, dsa, dm];
+export const METHODS: readonly AnyMethod[] = [dc, dsa, mtt, tesla, dm];
 
 export function getMethod(name: string): AnyMethod {
   const m = METHODS.find((x) => x.name === name);

@@ -31,13 +31,30 @@ export class PixelParameterization implements Parameterization {
 }
 
 export class SyntheticSet {
+  /** A learned training learning rate (MTT/TESLA), stored in the artifact and used by evaluation. */
+  lr: E.Tensor | null = null;
+
   constructor(
     readonly parameterization: Parameterization,
     /** int64 [M] class indices (hard) or float [M, classes] (soft; learnable when requiresGrad). */
-    readonly labels: E.Tensor,
+    public labels: E.Tensor,
     readonly ipc: number,
     readonly numClasses: number,
   ) {}
+
+  /** Replaces the labels (e.g. TESLA's soft teacher labels); the set owns the new tensor. */
+  setLabels(labels: E.Tensor): void {
+    if (labels.size(0) !== this.labels.size(0))
+      throw new Error(`setLabels: ${labels.size(0)} labels for ${this.labels.size(0)} images`);
+    this.labels.dispose();
+    this.labels = labels;
+  }
+
+  /** Sets the learned learning rate (a scalar leaf the method updates). */
+  setLr(lr: E.Tensor): void {
+    this.lr?.dispose();
+    this.lr = lr;
+  }
 
   /** Every learnable tensor: the parameterization's and, for learnable soft labels, the labels. */
   get learnable(): E.Tensor[] {

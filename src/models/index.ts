@@ -1,2 +1,10 @@
 export { createNetwork, MODEL_SPECS, ModelSpecError, type Network } from './zoo.js';
 export { countParams, type NetState, type ForwardOptions, type Layer } from './layers.js';
+export {
+  paramLayout,
+  layoutSize,
+  flattenParams,
+  unflattenParams,
+  sameLayout,
+  type ParamLayout,
+} from './flat.js';

@@ -153,7 +153,14 @@ test('the per-class split equals the gradient of the reference summed loss (repl
   const before = gen.getState();
   let ours: E.Tensor | null = null;
   dsa.step(
-    { dataset: ds, synthetic, gen, model: 'ConvNetW8', update: (g) => (ours = (g[0] as E.Tensor).keep()) },
+    {
+      dataset: ds,
+      synthetic,
+      gen,
+      state: new Map(),
+      model: 'ConvNetW8',
+      update: (g) => (ours = (g[0] as E.Tensor).keep()),
+    },
     config,
     0,
   );
@@ -199,7 +206,13 @@ test('DC and DSA from noise lower the matching loss over a few iterations', () =
       for (const t of g) t?.dispose();
     };
     for (let it = 0; it < 24; it++)
-      losses.push(method.step({ dataset: ds, synthetic, gen, model: 'ConvNetW16', update }, config, it).loss);
+      losses.push(
+        method.step(
+          { dataset: ds, synthetic, gen, state: new Map(), model: 'ConvNetW16', update },
+          config,
+          it,
+        ).loss,
+      );
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     assert.ok(
       mean(losses.slice(-8)) < mean(losses.slice(0, 8)),
@@ -220,7 +233,7 @@ test('IPC 2 runs its outer loop with inner training, on a batch-norm network too
       for (const t of g) t?.dispose();
     };
     const { loss } = dsa.step(
-      { dataset: ds, synthetic, gen, model, update },
+      { dataset: ds, synthetic, gen, state: new Map(), model, update },
       dsa.schema.parse({ batchReal: 8, innerLoop: 2 }),
       0,
     );

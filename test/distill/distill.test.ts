@@ -116,7 +116,7 @@ test('bad input: unknown method, dataset, model; ipc too large; unwritable outpu
   assert.equal(unknownMethod.status, 2);
   assert.match(
     unknownMethod.stderr,
-    /unknown method 'magic' \(available: dc, dsa, dm; see `distillery methods`\)/,
+    /unknown method 'magic' \(available: dc, dsa, mtt, tesla, dm; see `distillery methods`\)/,
   );
   const unknownDataset = cli(['distill', '--dataset', 'imagenet-1k', '--out', join(tempDir('x'), 'r')]);
   assert.notEqual(unknownDataset.status, 0);
@@ -211,7 +211,7 @@ test('DM batched over classes (chunked real pass) equals the reference per-class
   const config = dm.schema.parse({ batchReal: 20, realChunk: 7 });
   const state = gen.getState();
   const batched = dm.step(
-    { dataset: ds, synthetic, gen, model: 'ConvNetW32', update: () => {} },
+    { dataset: ds, synthetic, gen, state: new Map(), model: 'ConvNetW32', update: () => {} },
     config,
     0,
   ).loss;
@@ -240,7 +240,7 @@ test('DM with a batch-norm network (all classes in one batch) runs and gives fin
   const update = (grads: (E.Tensor | null)[]) =>
     (finite = (grads[0] as E.Tensor).isfinite().all().item() === 1);
   const { loss } = dm.step(
-    { dataset: ds, synthetic, gen, model: 'ConvNetW32BN', update },
+    { dataset: ds, synthetic, gen, state: new Map(), model: 'ConvNetW32BN', update },
     dm.schema.parse({ batchReal: 10 }),
     0,
   );

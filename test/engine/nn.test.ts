@@ -134,6 +134,19 @@ test('normReluPool equals avgPool2d(relu(groupNorm)) and so does its gradient, f
   }
 });
 
+test('normReluPool lets NaN and overflow show, as the separate ops do (divergence must stay visible)', () => {
+  const w = E.ones([2]);
+  const b = E.zeros([2]);
+  const x = E.randn([1, 2, 4, 4], { generator: new E.Generator(3) });
+  const withNaN = x.clone();
+  withNaN.narrow(1, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1).fill_(NaN);
+  const out = E.nn.normReluPool(withNaN, 2, { weight: w, bias: b });
+  assert.ok(out.narrow(1, 0, 1).isnan().all().item(), 'the NaN plane is NaN');
+  assert.ok(out.narrow(1, 1, 1).isfinite().all().item(), 'the other plane is untouched');
+  const huge = E.nn.normReluPool(x.mul(1e30), 2, { weight: w, bias: b });
+  assert.ok(huge.isnan().all().item(), 'an overflowing variance gives NaN, not a silently constant map');
+});
+
 test('cross-entropy: hard, soft and label-smoothed targets agree with the formulas', () => {
   const logits = E.tensor(
     [

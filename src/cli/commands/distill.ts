@@ -33,6 +33,8 @@ export interface DistillCommandOptions {
   out?: string;
   resume?: string;
   dataDir?: string;
+  /** Expert trajectories for mtt/tesla (methodConfig.experts). */
+  experts?: string;
   json?: boolean;
 }
 
@@ -48,6 +50,7 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
   if (o.evalEpochs !== undefined) flags.evalEpochs = o.evalEpochs;
   if (o.checkpointEvery !== undefined) flags.checkpointEvery = o.checkpointEvery;
   if (o.lr !== undefined) flags.optimizer = { lr: o.lr };
+  if (o.experts) flags.methodConfig = { experts: o.experts };
   for (const assignment of o.set ?? []) {
     const eq = assignment.indexOf('=');
     if (eq < 1)

@@ -1,0 +1,76 @@
+// `distillery experts`: train expert trajectories for MTT/TESLA (resumable).
+import { join } from 'node:path';
+import { loadDataset } from '../../data/registry.js';
+import { ExpertError, trainExperts } from '../../distill/experts.js';
+import { createNetwork, ModelSpecError } from '../../models/index.js';
+import { createReporter, UsageError } from '../output.js';
+
+export interface ExpertsCommandOptions {
+  dataset: string;
+  model: string;
+  experts: number;
+  epochs: number;
+  lr: number;
+  batch: number;
+  augment: boolean;
+  seed: number;
+  out?: string;
+  dataDir?: string;
+  /** ZCA whitening eps (the trajectories then only fit runs with the same --zca). */
+  zca?: number;
+  json?: boolean;
+}
+
+export function expertsCommand(o: ExpertsCommandOptions): string {
+  const out = createReporter(o.json ?? false);
+  const dataset = loadDataset(o.dataset, { dataDir: o.dataDir, zca: o.zca ?? null });
+  try {
+    createNetwork(o.model, dataset.imageShape, dataset.numClasses);
+  } catch (e) {
+    if (e instanceof ModelSpecError) throw new UsageError(e.message);
+    throw e;
+  }
+  const dir =
+    o.out ?? join('experts', `${dataset.name.replace(/[^\w.-]+/g, '_')}-${o.model}${o.zca ? '-zca' : ''}`);
+  out.info(
+    `Training ${o.experts} ${o.model} expert(s) for ${o.epochs} epochs on ${dataset.train.images.size(0)} ${dataset.name} images into ${dir}`,
+  );
+  let bar: ReturnType<typeof out.progress> | null = null;
+  try {
+    trainExperts(
+      dataset,
+      dir,
+      {
+        model: o.model,
+        experts: o.experts,
+        epochs: o.epochs,
+        lr: o.lr,
+        batchSize: o.batch,
+        augment: o.augment,
+        seed: o.seed,
+      },
+      {
+        onStart: ({ total, done }) => {
+          if (done > 0) out.info(`Resuming: ${done} of ${total} epoch checkpoints already written`);
+          bar = out.progress('experts', total);
+          bar.update(done);
+        },
+        onEpoch: ({ expert, epoch, loss, done }) => {
+          bar?.update(done, { status: `expert ${expert} epoch ${epoch} loss ${loss.toFixed(3)}` });
+          out.event('epoch', { expert, epoch, loss });
+        },
+      },
+    );
+  } catch (e) {
+    if (e instanceof ExpertError) throw new UsageError(e.message);
+    throw e;
+  } finally {
+    (bar as ReturnType<typeof out.progress> | null)?.stop();
+  }
+  out.result(`Wrote ${o.experts} expert trajectories to ${dir}`, {
+    experts: dir,
+    count: o.experts,
+    epochs: o.epochs,
+  });
+  return dir;
+}
