@@ -82,20 +82,15 @@ void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, T* mean, T
   });
 }
 
-// Visits the pooled pixels of one channel plane with dy (the gradient reaching the
-// norm's output: a quarter of the pooled gradient where the ReLU passed, else 0).
-// Pixels outside the pooled region (odd H or W) have dy = 0 and are not visited.
+// Calls fn(inputRow, pooledGradientRow, rowOffset) for each input row of one channel
+// plane that the pooling covers (rows past 2*OH, for odd H, get dy = 0 and are skipped).
 template <typename T, typename Fn>
-inline void ForEachPooledPixel(const T* xc, const T* goc, T a, T b, const Geometry& s, Fn&& fn) {
-  const int64_t OH = s.OH(), OW = s.OW();
-  for (int64_t oh = 0; oh < OH; oh++) {
-    const T* go = goc + oh * OW;
+inline void ForEachPooledRow(const T* xc, const T* goc, const Geometry& s, Fn&& fn) {
+  for (int64_t oh = 0; oh < s.OH(); oh++)
     for (int64_t dh = 0; dh < 2; dh++) {
       const int64_t row = (2 * oh + dh) * s.W;
-      fn(xc + row, go, row, a, b);
+      fn(xc + row, goc + oh * s.OW(), row);
     }
-  }
-  (void)OW;
 }
 
 template <typename T>
@@ -116,12 +111,12 @@ void BackwardKernel(const T* x, const T* gamma, const T* beta, const T* mean, co
         const T a = gamma[c] * r, b = beta[c] - m * a;
         const T* goc = gout + (sample * s.C + c) * s.OH() * OW;
         T s1 = 0, s2 = 0;
-        ForEachPooledPixel<T>(xg + cl * HW, goc, a, b, s, [&](const T* xr, const T* go, int64_t, T a_, T b_) {
+        ForEachPooledRow<T>(xg + cl * HW, goc, s, [&](const T* xr, const T* go, int64_t) {
 #pragma omp simd reduction(+ : s1, s2)
           for (int64_t ow = 0; ow < OW; ow++) {
             const T g = T(0.25) * go[ow];
             const T x0 = xr[2 * ow], x1 = xr[2 * ow + 1];
-            const T d0 = a_ * x0 + b_ > 0 ? g : T(0), d1 = a_ * x1 + b_ > 0 ? g : T(0);
+            const T d0 = a * x0 + b > 0 ? g : T(0), d1 = a * x1 + b > 0 ? g : T(0);
             s1 += d0 + d1;
             s2 += d0 * (x0 - m) + d1 * (x1 - m);
           }
@@ -144,13 +139,13 @@ void BackwardKernel(const T* x, const T* gamma, const T* beta, const T* mean, co
           for (int64_t i = 0; i < HW; i++) gxc[i] = -r * (An + (xc[i] - m) * r * Bn);
         }
         const T* goc = gout + (sample * s.C + c) * s.OH() * OW;
-        ForEachPooledPixel<T>(xc, goc, a, b, s, [&](const T* xr, const T* go, int64_t row, T a_, T b_) {
+        ForEachPooledRow<T>(xc, goc, s, [&](const T* xr, const T* go, int64_t row) {
           T* out = gxc + row;
 #pragma omp simd
           for (int64_t ow = 0; ow < OW; ow++) {
             const T g = T(0.25) * go[ow];
             const T x0 = xr[2 * ow], x1 = xr[2 * ow + 1];
-            const T d0 = a_ * x0 + b_ > 0 ? g : T(0), d1 = a_ * x1 + b_ > 0 ? g : T(0);
+            const T d0 = a * x0 + b > 0 ? g : T(0), d1 = a * x1 + b > 0 ? g : T(0);
             out[2 * ow] = gr * d0 - r * (An + (x0 - m) * r * Bn);
             out[2 * ow + 1] = gr * d1 - r * (An + (x1 - m) * r * Bn);
           }

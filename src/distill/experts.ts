@@ -129,7 +129,6 @@ export function trainExperts(
     mkdirSync(join(dir, `expert-${pad(i)}`), { recursive: true });
     // Each expert has its own stream, so experts are independent of how many came before.
     const gen = new E.Generator(o.seed * 100_003 + i);
-    let params: E.Tensor[];
     let state;
     if (have === 0) {
       state = net.init(gen);
@@ -142,7 +141,7 @@ export function trainExperts(
       const views = unflattenParams(last.params, manifest.layout);
       state = { params: new Map([...views.params].map(([k, v]) => [k, v.clone()])), buffers: new Map() };
     }
-    params = [...state.params.values()].map((p) => p.requiresGrad_());
+    const params = [...state.params.values()].map((p) => p.requiresGrad_());
     const opt = new E.SGD(params, { lr: o.lr });
     for (let epoch = Math.max(1, have); epoch <= o.epochs; epoch++) {
       const loss = trainEpoch(net, state, opt, dataset.train, { batchSize: o.batchSize, dsa, gen });
@@ -153,7 +152,6 @@ export function trainExperts(
       hooks.onEpoch?.({ expert: i, epoch, loss, done });
     }
     for (const t of params) t.dispose();
-    params = [];
   }
 }
 
