@@ -167,6 +167,8 @@ export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
     fail(dir, `labels outside 0..${k - 1}`);
   if (E.tidy(() => images.isfinite().logicalNot().any().item()))
     fail(dir, 'images contain NaN or infinite values');
+  if (!hard && E.tidy(() => labels.isfinite().logicalNot().any().item()))
+    fail(dir, 'soft labels contain NaN or infinite values');
   const zca: Record<string, E.Tensor> = {};
   for (const [name, t] of Object.entries(tensors))
     if (name.startsWith('preprocessing.')) zca[name.slice('preprocessing.'.length)] = t;

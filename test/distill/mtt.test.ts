@@ -72,8 +72,11 @@ test('experts: mismatched settings, model or dataset are refused with the reason
   assert.throws(() => new ExpertSet(tempDir('none'), ds, 'ConvNetW8'), /no manifest\.json/);
 });
 
-/** A tiny float64 problem: 3 student steps on minibatches, with DSA draws fixed. */
-function tinyProblem(withDsa: boolean): { problem: TrajectoryProblem; images: E.Tensor; lr: E.Tensor } {
+/** A tiny float64 problem: 3 student steps on minibatches, with DSA draws fixed; hard or learnable soft labels. */
+function tinyProblem(
+  withDsa: boolean,
+  softLabels = false,
+): { problem: TrajectoryProblem; images: E.Tensor; lr: E.Tensor } {
   const gen = new E.Generator(9);
   const net = createNetwork('ConvNetW4D1', [1, 6, 6], 3);
   const toDouble = (s: ReturnType<typeof net.init>) => ({
@@ -95,7 +98,9 @@ function tinyProblem(withDsa: boolean): { problem: TrajectoryProblem; images: E.
     start,
     target,
     images,
-    labels: E.tensor([0, 1, 2, 0, 1, 2], { dtype: 'int64' }),
+    labels: softLabels
+      ? E.nn.softmax(E.randn([6, 3], { dtype: 'float64', generator: gen }), 1).requiresGrad_()
+      : E.tensor([0, 1, 2, 0, 1, 2], { dtype: 'int64' }),
     lr,
     steps,
     dsa,
@@ -103,26 +108,35 @@ function tinyProblem(withDsa: boolean): { problem: TrajectoryProblem; images: E.
   return { problem, images, lr };
 }
 
-for (const withDsa of [false, true]) {
-  test(`MTT's unrolled gradient equals finite differences and TESLA's equals MTT's (float64${withDsa ? ', DSA' : ''})`, () => {
-    const { problem, images, lr } = tinyProblem(withDsa);
-    const check = E.gradcheck((x, l) => unrolledLoss({ ...problem, images: x, lr: l }), [images, lr]);
+for (const [withDsa, soft] of [
+  [false, false],
+  [true, false],
+  [true, true],
+]) {
+  const what = [withDsa ? 'DSA' : '', soft ? 'learned soft labels' : ''].filter(Boolean).join(', ');
+  test(`MTT's unrolled gradient equals finite differences and TESLA's equals MTT's (float64${what ? `, ${what}` : ''})`, () => {
+    const { problem, images, lr } = tinyProblem(withDsa, soft);
+    const wrt = soft ? [images, problem.labels, lr] : [images, lr];
+    const names = soft ? ['image', 'label', 'lr'] : ['image', 'lr'];
+    const check = E.gradcheck(
+      (...x) =>
+        unrolledLoss({ ...problem, images: x[0], labels: soft ? x[1] : problem.labels, lr: x[x.length - 1] }),
+      wrt,
+    );
     assert.ok(check.relError < 1e-5, `MTT vs finite differences: relative error ${check.relError}`);
-    const mtt = unrolledGradients(problem, [images, lr]);
-    const tesla = constantMemoryGradients(problem, [images, lr]);
+    const mtt = unrolledGradients(problem, wrt);
+    const tesla = constantMemoryGradients(problem, wrt);
     assert.ok(Math.abs(mtt.loss - tesla.loss) < 1e-12, 'same loss');
     mtt.grads.forEach((g, i) => {
       const diff = g.sub(tesla.grads[i]).abs().max().item();
       const scale = g.abs().max().item();
-      assert.ok(
-        diff <= 1e-6 * Math.max(scale, 1e-12),
-        `${i === 0 ? 'image' : 'lr'} gradient: ${diff} (scale ${scale})`,
-      );
+      assert.ok(scale > 0, `${names[i]} gradient is not zero`);
+      assert.ok(diff <= 1e-6 * scale, `${names[i]} gradient: ${diff} (scale ${scale})`);
     });
   });
 }
 
-function distill(method: string, out: string, stopAt?: number) {
+function distill(method: string, out: string, stopAt?: number, extra: Record<string, unknown> = {}) {
   const config = resolveConfig({
     dataset: data,
     method,
@@ -132,7 +146,14 @@ function distill(method: string, out: string, stopAt?: number) {
     checkpointEvery: 2,
     evalRuns: 0,
     optimizer: { lr: 100 },
-    methodConfig: { experts: expertsDir, synSteps: 3, expertEpochs: 1, maxStartEpoch: 2, lrLr: 1e-3 },
+    methodConfig: {
+      experts: expertsDir,
+      synSteps: 3,
+      expertEpochs: 1,
+      maxStartEpoch: 2,
+      lrLr: 1e-3,
+      ...extra,
+    },
   });
   const runDir = new RunDir(out);
   const d: Distiller = new Distiller(config, runDir, {
@@ -169,6 +190,33 @@ test('an MTT run stopped after a checkpoint resumes to the same images, lr and l
   const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
   for (const key of ['images', 'lr', 'method.lrMomentum'])
     assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
+});
+
+test('TESLA with learned soft labels: the labels move, and a resumed run ends identical (labels, their momentum)', async () => {
+  const learn = { learnLabels: true, lrLabels: 1 };
+  const full = join(tempDir('tesla-labels-full'), 'run');
+  await distill('tesla', full, undefined, learn);
+  const part = join(tempDir('tesla-labels-part'), 'run');
+  assert.ok((await distill('tesla', part, 2, learn)).interrupted);
+  const config = new RunDir(part).readRecord().config;
+  await new Distiller(config, new RunDir(part)).run({ resume: true });
+  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
+  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
+  for (const key of ['images', 'labels', 'lr', 'method.lrMomentum', 'method.labelMomentum'])
+    assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
+  // The labels the artifact holds are no longer the teacher's probabilities: rows no longer sum to 1.
+  const labels = loadArtifact(join(full, 'artifact')).labels;
+  const rowSums = labels.sum(1);
+  assert.ok(rowSums.sub(1).abs().max().item() > 1e-6, 'the labels were learned');
+  assert.throws(
+    () =>
+      resolveConfig({
+        dataset: data,
+        method: 'mtt',
+        methodConfig: { experts: expertsDir, learnLabels: true },
+      }),
+    /learnLabels needs softLabels/,
+  );
 });
 
 test('CLI: `experts` then `distill --method tesla --experts DIR`; a model the experts do not fit is refused', () => {

@@ -47,8 +47,15 @@ function makeSchema(teslaDefaults: boolean) {
       dsaStrategy: z.string().optional(),
       /** Start from soft labels: an expert's predicted probabilities (TESLA). */
       softLabels: z.boolean().default(teslaDefaults),
+      /** Learn the soft labels too (needs softLabels), by their own SGD (lrLabels, momentum 0.5). */
+      learnLabels: z.boolean().default(false),
+      lrLabels: z.number().positive().default(10),
     })
-    .strict();
+    .strict()
+    .refine((c) => !c.learnLabels || c.softLabels, {
+      message: 'learnLabels needs softLabels: true (hard class labels cannot be learned)',
+      path: ['learnLabels'],
+    });
 }
 
 export type TrajectoryConfig = z.infer<ReturnType<typeof makeSchema>>;
@@ -67,6 +74,7 @@ export interface TrajectoryProblem {
   target: E.Tensor;
   /** The synthetic images (decoded; differentiable with respect to what `wrt` lists). */
   images: E.Tensor;
+  /** Class indices, or soft targets [M, classes] (differentiable when learned). */
   labels: E.Tensor;
   lr: E.Tensor;
   steps: StudentStep[];
@@ -120,8 +128,8 @@ export function constantMemoryGradients(
       const theta = thetas[thetas.length - 1];
       const next = E.tidy(() => {
         const leaf = theta.detach().requiresGrad_();
-        const images = p.images.detach();
-        const [g] = E.grad(studentLoss({ ...p, images }, leaf, step), [leaf]);
+        const constants = { ...p, images: p.images.detach(), labels: p.labels.detach() };
+        const [g] = E.grad(studentLoss(constants, leaf, step), [leaf]);
         return theta.sub(g.mul(lr));
       });
       thetas.push(next);
@@ -154,6 +162,23 @@ export function constantMemoryGradients(
       lambda = next;
     }
     return { loss: loss.item(), grads: sums };
+  });
+}
+
+/** SGD with momentum 0.5 in PyTorch's form (the first buffer is the gradient), its buffer in ctx.state. */
+function sgdWithMomentum(
+  state: Map<string, E.Tensor>,
+  key: string,
+  param: E.Tensor,
+  grad: E.Tensor,
+  lr: number,
+): void {
+  E.noGrad(() => {
+    const previous = state.get(key);
+    const buffer = previous ? previous.mul(0.5).add(grad) : grad.clone();
+    previous?.dispose();
+    state.set(key, buffer.keep());
+    param.sub_(buffer.mul(lr));
   });
 }
 
@@ -247,6 +272,12 @@ function trajectoryMatching(o: {
       const lr = synthetic.lr;
       if (!lr)
         throw new Error(`${o.name}: the synthetic set has no learnable learning rate (init was not run)`);
+      if (config.learnLabels) {
+        if (synthetic.labels.dtype === 'int64')
+          throw new Error(`${o.name}: learnLabels needs soft labels, but the set has class indices`);
+        // A resumed run loads its labels as plain tensors; they are leaves to learn.
+        if (!synthetic.labels.requiresGrad) synthetic.labels.requiresGrad_();
+      }
       const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
       const dsa = config.dsa
         ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
@@ -265,21 +296,18 @@ function trajectoryMatching(o: {
           steps: sampleSteps(images.size(0), config, dsa, gen),
           dsa,
         };
-        const wrt = [...synthetic.learnable, lr];
+        // The run's optimizer owns the images; the lr and learned labels have their own SGD.
+        const imageTensors = synthetic.parameterization.tensors;
+        const wrt = [...imageTensors, ...(config.learnLabels ? [labels] : []), lr];
         const { loss, grads } = (o.constantMemory ? constantMemoryGradients : unrolledGradients)(
           problem,
           wrt,
         );
         const lrGrad = grads.pop() as E.Tensor;
+        const labelGrad = config.learnLabels ? grads.pop() : undefined;
         ctx.update(grads, loss);
-        // The learning rate's own SGD, momentum 0.5 (PyTorch semantics: the first step's buffer is the gradient).
-        E.noGrad(() => {
-          const previous = state.get('lrMomentum');
-          const buffer = previous ? previous.mul(0.5).add(lrGrad) : lrGrad.clone();
-          previous?.dispose();
-          state.set('lrMomentum', buffer.keep());
-          lr.sub_(buffer.mul(config.lrLr));
-        });
+        sgdWithMomentum(state, 'lrMomentum', lr, lrGrad, config.lrLr);
+        if (labelGrad) sgdWithMomentum(state, 'labelMomentum', labels, labelGrad, config.lrLabels);
         return { loss };
       });
     },
