@@ -1,20 +1,25 @@
-// Accuracy benchmark on a CPU budget: DM, DC, DSA and the coreset baselines
-// (random, herding, k-center, forgetting) at IPC 1 and 10, all evaluated with the
-// same protocol (ConvNet-3, DSA, `--epochs`, `--runs` networks each), next to a
-// full-data ConvNet. Prints a markdown table; every number is measured here.
-// Each distillation method starts from its own default init and image optimizer
-// (DM: real, lr 1; DC: noise, lr 0.1; DSA: real, lr 0.1).
+// Accuracy benchmark on a CPU budget: DM, DC, DSA, MTT, TESLA and the coreset
+// baselines (random, herding, k-center, forgetting) at IPC 1 and 10, all evaluated
+// with the same protocol (ConvNet-3, DSA, `--epochs`, `--runs` networks each), next
+// to a full-data ConvNet. Prints a markdown table; every number is measured here.
+// DM/DC/DSA start from their own default init and image optimizer (DM: real, lr 1;
+// DC: noise, lr 0.1; DSA: real, lr 0.1); MTT/TESLA take the dataset x IPC `quick`
+// preset (image lr, steps, epochs) with `--tm-iterations` and the experts in
+// `--experts`, and are evaluated with their learned lr (TESLA: its soft labels).
 //
 //   npm run bench:accuracy -- --dataset mnist --iterations 500 --batch-real 64 --epochs 300 --runs 3
 //       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50]
+//       [--methods mtt,tesla --experts experts/mnist-ConvNet --tm-iterations 200,50]
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
 import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
+import { deepMerge, loadPreset, resolveConfig } from '../src/distill/config.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import type { AnyMethod } from '../src/distill/method.js';
 import { dc, dsa } from '../src/distill/methods/dc.js';
 import { dm } from '../src/distill/methods/dm.js';
+import { mtt, tesla } from '../src/distill/methods/mtt.js';
 import type { InitKind } from '../src/distill/synthetic.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
 
@@ -33,10 +38,18 @@ const ipcs = arg('--ipc', '1,10').split(',').map(Number);
 // DC/DSA outer iterations for each IPC (in --ipc order), and their inner epochs (default: the reference's by IPC).
 const gmIterations = arg('--gm-iterations', '200,20').split(',').map(Number);
 const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-loop', '')) : undefined;
+// MTT/TESLA iterations for each IPC, and their expert trajectories.
+const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
+const expertsDir = arg('--experts', '');
 // Which columns to run (coresets other than random need the full-data selection network).
 const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').split(',');
-const distillers = [dm, dc, dsa].filter((m) => columns.includes(m.name));
+const distillers = [dm, dc, dsa, mtt, tesla].filter((m) => columns.includes(m.name));
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
+const columnNames = [...coresets, ...distillers.map((m) => m.name)];
+const unknown = columns.filter((c) => !columnNames.includes(c));
+if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
+if (distillers.some((m) => m === mtt || m === tesla) && !expertsDir)
+  throw new Error('mtt/tesla need --experts <dir> (made by `distillery experts`)');
 const needsFeature = coresets.some((m) => m !== 'random');
 
 const t0 = performance.now();
@@ -61,16 +74,30 @@ if (needsFeature) {
   log(`full data: ${fmt(full.ConvNet)}`);
 }
 
-function distillAndEvaluate(method: AnyMethod, ipc: number, its: number, config: unknown): Score {
+const isTrajectoryMatching = (m: AnyMethod) => m === mtt || m === tesla;
+
+/** The method's resolved run config: its defaults, MTT/TESLA's `quick` preset, and this benchmark's settings. */
+function runConfig(method: AnyMethod, ipc: number) {
+  const ours: Record<string, unknown> = { dataset: dataset.name, method: method.name, ipc };
+  if (method === dm) ours.methodConfig = { batchReal };
+  else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop };
+  else ours.methodConfig = { experts: expertsDir };
+  const preset = isTrajectoryMatching(method) ? loadPreset(method.name, dataset.name, ipc, 'quick') : null;
+  return resolveConfig(preset ? deepMerge(preset, ours) : ours);
+}
+
+function distillAndEvaluate(method: AnyMethod, ipc: number, its: number): Score {
+  const config = runConfig(method, ipc);
   const gen = new E.Generator(3);
-  const defaults = method.defaults as { init: InitKind; optimizer: { lr: number; momentum: number } };
-  const synthetic = SyntheticSet.create(dataset, ipc, defaults.init, gen);
-  const opt = new E.SGD(synthetic.learnable, defaults.optimizer);
+  const synthetic = SyntheticSet.create(dataset, ipc, config.init as InitKind, gen);
+  const opt = new E.SGD(synthetic.learnable, config.optimizer);
   const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
-  for (let it = 0; it < its; it++) method.step(ctx, config, it);
+  method.init?.(ctx, config.methodConfig);
+  for (let it = 0; it < its; it++) method.step(ctx, config.methodConfig, it);
   opt.disposeState();
   const { images, labels } = synthetic.decode();
-  return evaluateSet(dataset, { images: images.detach(), labels }, evalOpts).ConvNet;
+  const lr = synthetic.lr?.item();
+  return evaluateSet(dataset, { images: images.detach(), labels: labels.detach(), lr }, evalOpts).ConvNet;
 }
 
 const rows: string[] = [];
@@ -82,20 +109,17 @@ for (const ipc of ipcs) {
     log(`ipc ${ipc} ${method}: ${fmt(scores[method])}`);
   }
   for (const method of distillers) {
-    const its = method === dm ? iterations : gmIterations[ipcs.indexOf(ipc)];
-    const config = method.schema.parse(method === dm ? { batchReal } : { batchReal, innerLoop });
-    scores[method.name] = distillAndEvaluate(method, ipc, its, config);
+    const perIpc = isTrajectoryMatching(method) ? tmIterations : gmIterations;
+    const its = method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
+    scores[method.name] = distillAndEvaluate(method, ipc, its);
     log(`ipc ${ipc} ${method.name} (${its} iterations): ${fmt(scores[method.name])}`);
   }
-  const cell = (m: string) => (scores[m] ? fmt(scores[m]) : 'not run');
-  rows.push(
-    `| ${ipc} | ${cell('random')} | ${cell('herding')} | ${cell('kcenter')} | ${cell('forgetting')} | ${cell('dm')} | ${cell('dc')} | ${cell('dsa')} |`,
-  );
+  rows.push(`| ${ipc} | ${columnNames.map((m) => fmt(scores[m])).join(' | ')} |`);
 }
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each; real batch ${batchReal}/class; DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each; real batch ${batchReal}/class; DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
-console.log('| ipc | random | herding | k-center | forgetting | DM | DC | DSA |');
-console.log('|---:|---|---|---|---|---|---|---|');
+console.log(`| ipc | ${columnNames.join(' | ')} |`);
+console.log(`|---:|${columnNames.map(() => '---|').join('')}`);
 for (const r of rows) console.log(r);

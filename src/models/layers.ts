@@ -108,6 +108,8 @@ function fusableGroups(layers: Layer[], i: number, h: E.Tensor): number | null {
   if (act?.kind !== 'act' || act.fn !== 'relu') return null;
   if (pool?.kind !== 'pool' || pool.fn !== 'avg' || pool.k !== 2 || pool.stride !== 2) return null;
   if (h.device !== 'cpu' || h.ndim !== 4 || h.size(2) < 2 || h.size(3) < 2) return null;
+  // The fused kernel is written for float32/float64; other dtypes take the separate ops.
+  if (h.dtype !== 'float32' && h.dtype !== 'float64') return null;
   return norm.norm === 'instance' ? norm.channels : GROUP_NORM_GROUPS;
 }
 

@@ -84,3 +84,20 @@ test('same seed, same network; unknown specs list the valid ones', () => {
     /ConvNet expects input \[N, 1, 28, 28\], got \[1, 3, 32, 32\]/,
   );
 });
+
+test('a bfloat16 ConvNet runs (the fused norm/ReLU/pool block falls back to separate ops) and matches float32', () => {
+  E.tidy(() => {
+    const net = createNetwork('ConvNet', [1, 28, 28], 10);
+    const state = net.init(new E.Generator(0));
+    const half = {
+      params: new Map([...state.params].map(([k, t]) => [k, t.to('bfloat16')])),
+      buffers: new Map([...state.buffers].map(([k, t]) => [k, t.to('bfloat16')])),
+    };
+    const x = E.randn([2, 1, 28, 28], { generator: new E.Generator(1) });
+    const reference = net.forward(state, x);
+    const low = net.forward(half, x.to('bfloat16'));
+    assert.equal(low.dtype, 'bfloat16');
+    const err = low.float().sub(reference).abs().max().item() / reference.abs().max().item();
+    assert.ok(err < 0.05, `bfloat16 vs float32: relative error ${err}`);
+  });
+});
