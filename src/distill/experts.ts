@@ -106,13 +106,18 @@ export function trainExperts(
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {
     const old = readManifest(dir);
+    // The expert count may change (more experts extend the set, fewer use its first N): each
+    // expert has its own random stream, so expert i is the same whatever the count.
+    const sameCount = { ...old, training: { ...old.training, experts: manifest.training.experts } };
     const diff = (Object.keys(manifest) as (keyof ExpertManifest)[]).filter(
-      (k) => JSON.stringify(old[k]) !== JSON.stringify(manifest[k]),
+      (k) => JSON.stringify(sameCount[k]) !== JSON.stringify(manifest[k]),
     );
     if (diff.length)
       throw new ExpertError(
         `${dir} holds experts with different settings (${diff.join(', ')}); use another --out directory`,
       );
+    if (old.training.experts !== manifest.training.experts)
+      writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   } else {
     mkdirSync(dir, { recursive: true });
     writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);

@@ -57,7 +57,7 @@ test('experts: one checkpoint per epoch (0..E) per expert; an interrupted run re
   assert.ok(end.sub(start).abs().max().item() > 1e-4, 'the expert trained');
 });
 
-test('experts: mismatched settings, model or dataset are refused with the reason', () => {
+test('experts: mismatched settings, model or dataset are refused with the reason; the count may change', () => {
   const ds = loadDataset(data);
   assert.throws(
     () => trainExperts(ds, expertsDir, { ...training, lr: 0.1 }),
@@ -70,6 +70,11 @@ test('experts: mismatched settings, model or dataset are refused with the reason
   const other = loadDataset(writeSquaresFile({ classes: 3, perClass: 21 }));
   assert.throws(() => new ExpertSet(expertsDir, other, 'ConvNetW8'), /they were trained on/);
   assert.throws(() => new ExpertSet(tempDir('none'), ds, 'ConvNetW8'), /no manifest\.json/);
+  // Only the expert count may change: fewer uses the first N (nothing retrained), more extends.
+  trainExperts(ds, expertsDir, { ...training, experts: 1 });
+  assert.deepEqual(new ExpertSet(expertsDir, ds, 'ConvNetW8').complete, [0]);
+  trainExperts(ds, expertsDir, training);
+  assert.deepEqual(new ExpertSet(expertsDir, ds, 'ConvNetW8').complete, [0, 1]);
 });
 
 /** A tiny float64 problem: 3 student steps on minibatches, with DSA draws fixed; hard or learnable soft labels. */
