@@ -46,7 +46,7 @@ const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').
 const distillers = [dm, dc, dsa, mtt, tesla].filter((m) => columns.includes(m.name));
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
 // 'init': the random real images every real-initialised method starts from (seed 3), evaluated
-// as they are; at IPC 1 one draw of 10 images differs from another by up to ~20 points, so this,
+// as they are; at IPC 1 one draw of 10 images differs from another by up to ~30 points, so this,
 // not the 'random' column (seed 2), is what DM/DSA/MTT/TESLA have improved on or not.
 const withInit = columns.includes('init');
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((m) => m.name)];

@@ -116,12 +116,10 @@ export function trainExperts(
       throw new ExpertError(
         `${dir} holds experts with different settings (${diff.join(', ')}); use another --out directory`,
       );
-    if (old.training.experts !== manifest.training.experts)
-      writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-  } else {
-    mkdirSync(dir, { recursive: true });
-    writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   }
+  // Unchanged bytes unless the expert count changed.
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   const net = createNetwork(o.model, dataset.imageShape, dataset.numClasses);
   const dsa = manifest.training.dsaStrategy ? new DSA({ strategy: manifest.training.dsaStrategy }) : null;
   const perExpert = o.epochs + 1;

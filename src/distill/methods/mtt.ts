@@ -272,12 +272,9 @@ function trajectoryMatching(o: {
       const lr = synthetic.lr;
       if (!lr)
         throw new Error(`${o.name}: the synthetic set has no learnable learning rate (init was not run)`);
-      if (config.learnLabels) {
-        if (synthetic.labels.dtype === 'int64')
-          throw new Error(`${o.name}: learnLabels needs soft labels, but the set has class indices`);
-        // A resumed run loads its labels as plain tensors; they are leaves to learn.
-        if (!synthetic.labels.requiresGrad) synthetic.labels.requiresGrad_();
-      }
+      // The schema ties learnLabels to softLabels, so these are init's soft labels; a resumed run
+      // loads them as plain tensors, and they become leaves to learn again.
+      if (config.learnLabels && !synthetic.labels.requiresGrad) synthetic.labels.requiresGrad_();
       const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
       const dsa = config.dsa
         ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
