@@ -1,5 +1,5 @@
 export { createNetwork, MODEL_SPECS, ModelSpecError, type Network } from './zoo.js';
-export { countParams, type NetState, type ForwardOptions, type Layer } from './layers.js';
+export { castState, countParams, type NetState, type ForwardOptions, type Layer } from './layers.js';
 export {
   paramLayout,
   layoutSize,

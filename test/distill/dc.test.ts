@@ -20,7 +20,7 @@ import {
   setBatchNormStatistics,
 } from '../../src/distill/methods/dc.js';
 import { SyntheticSet } from '../../src/distill/synthetic.js';
-import { createNetwork, type NetState } from '../../src/models/index.js';
+import { castState, createNetwork, type NetState } from '../../src/models/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 30 });
@@ -149,7 +149,7 @@ test('the per-class split equals the gradient of the reference summed loss (repl
   const ds = loadDataset(data);
   const gen = new E.Generator(6);
   const synthetic = SyntheticSet.create(ds, 2, 'real', gen);
-  const config = dsa.schema.parse({ batchReal: 10, outerLoop: 1 });
+  const config = dsa.schema.parse({ batchReal: 10, outerLoop: 1, realDtype: 'float32' });
   const before = gen.getState();
   let ours: E.Tensor | null = null;
   dsa.step(
@@ -189,6 +189,32 @@ test('the per-class split equals the gradient of the reference summed loss (repl
   assert.ok(ours, 'the step applied an update');
   const diff = (ours as E.Tensor).sub(reference).abs().max().item();
   assert.ok(diff <= 1e-5 * reference.abs().max().item(), `max difference ${diff}`);
+});
+
+test('real gradients in bfloat16 (channels-last copy of the network) give nearly the float32 matching loss and image gradient', () => {
+  assert.equal(dc.schema.parse({}).realDtype, 'float32', 'float32 until bfloat16 accuracy is measured');
+  assert.equal(
+    dc.schema.parse({ realDtype: 'auto' }).realDtype,
+    E.cpuHasNativeBf16() ? 'bfloat16' : 'float32',
+  );
+  const ds = loadDataset(data);
+  const gen = new E.Generator(8);
+  const net = createNetwork('ConvNetW32', ds.imageShape, ds.numClasses);
+  const state = net.init(gen);
+  for (const p of state.params.values()) p.requiresGrad_();
+  const low = E.noGrad(() => castState(state, 'bfloat16'));
+  for (const p of low.params.values()) p.requiresGrad_();
+  const real = ds.gather(ds.sampleIndices(20, gen));
+  const images = E.randn([2, ...ds.imageShape], { generator: gen }).requiresGrad_();
+  const syn = { images, labels: E.full([2], 0, { dtype: 'int64' }) };
+  const realClass0 = { images: real.images.narrow(0, 0, 20), labels: real.labels.narrow(0, 0, 20) };
+  const [f32, bf16] = [undefined, low].map((realState) => {
+    const loss = classMatchingLoss(net, state, realClass0, syn, { distance: 'ours', train: true, realState });
+    return { loss: loss.item(), grad: E.grad(loss, [images])[0] };
+  });
+  assert.ok(Math.abs(bf16.loss - f32.loss) < 0.02 * f32.loss, `loss ${bf16.loss} vs ${f32.loss}`);
+  const cosine = f32.grad.mul(bf16.grad).sum().item() / (f32.grad.norm().item() * bf16.grad.norm().item());
+  assert.ok(cosine > 0.98, `image-gradient cosine ${cosine}`);
 });
 
 // From noise both must make progress (from real images this toy set is already matched to within noise).

@@ -208,7 +208,7 @@ test('DM batched over classes (chunked real pass) equals the reference per-class
   const ds = loadDataset(data);
   const gen = new E.Generator(4);
   const synthetic = SyntheticSet.create(ds, 3, 'real', gen);
-  const config = dm.schema.parse({ batchReal: 20, realChunk: 7 });
+  const config = dm.schema.parse({ batchReal: 20, realChunk: 7, realDtype: 'float32' });
   const state = gen.getState();
   const batched = dm.step(
     { dataset: ds, synthetic, gen, state: new Map(), model: 'ConvNetW32', update: () => {} },
@@ -230,6 +230,33 @@ test('DM batched over classes (chunked real pass) equals the reference per-class
     loss += net.embed(params, r).mean(0).sub(net.embed(params, s).mean(0)).square().sum().item();
   }
   assert.ok(Math.abs(batched - loss) <= 1e-4 * Math.abs(loss), `batched ${batched} vs per-class ${loss}`);
+});
+
+test('DM real pass in bfloat16 (channels-last) stays close to float32; auto picks by the CPU', () => {
+  assert.equal(
+    dm.schema.parse({}).realDtype,
+    E.cpuHasNativeBf16() ? 'bfloat16' : 'float32',
+    "'auto' resolves when the config is read, so run.json records the choice",
+  );
+  const ds = loadDataset(data);
+  const gen = new E.Generator(6);
+  const synthetic = SyntheticSet.create(ds, 3, 'real', gen);
+  const start = gen.getState();
+  const results = (['float32', 'bfloat16'] as const).map((realDtype) => {
+    gen.setState(start);
+    let grad: E.Tensor | null = null;
+    const update = (grads: (E.Tensor | null)[]) => (grad = E.keep((grads[0] as E.Tensor).clone()));
+    const { loss } = dm.step(
+      { dataset: ds, synthetic, gen, state: new Map(), model: 'ConvNetW32', update },
+      dm.schema.parse({ batchReal: 20, realDtype }),
+      0,
+    );
+    return { loss, grad: grad as unknown as E.Tensor };
+  });
+  const [f32, bf16] = results;
+  assert.ok(Math.abs(bf16.loss - f32.loss) < 0.02 * f32.loss, `loss ${bf16.loss} vs ${f32.loss}`);
+  const cosine = f32.grad.mul(bf16.grad).sum().item() / (f32.grad.norm().item() * bf16.grad.norm().item());
+  assert.ok(cosine > 0.99, `gradient cosine ${cosine}`);
 });
 
 test('DM with a batch-norm network (all classes in one batch) runs and gives finite gradients', () => {

@@ -56,6 +56,12 @@ const cases: Case[] = [
     secondOrder: true,
   },
   {
+    name: 'normReluPool, channels-last input (its own kernels), odd width',
+    fn: (x, w, b) => E.nn.normReluPool(x.contiguous('channelsLast'), 2, { weight: w, bias: b }),
+    inputs: [r(2, 4, 6, 5), r(4), r(4)],
+    secondOrder: true,
+  },
+  {
     name: 'groupNorm (affine)',
     fn: (x, w, b) => E.nn.groupNorm(x, 2, { weight: w, bias: b }),
     inputs: [r(2, 4, 3, 3), r(4), r(4)],

@@ -106,30 +106,82 @@ test('normalizations: statistics, affine parameters, running stats', () => {
   );
 });
 
-test('normReluPool equals avgPool2d(relu(groupNorm)) and so does its gradient, float32 and float64', () => {
+test('normReluPool equals avgPool2d(relu(groupNorm)) and so does its gradient: NCHW and channels-last, float32, float64, bfloat16', () => {
   const gen = new E.Generator(11);
-  for (const dtype of ['float32', 'float64'] as const) {
-    for (const [shape, groups] of [
-      [[3, 8, 32, 32], 8],
-      [[2, 8, 7, 9], 4],
-    ] as [number[], number][]) {
-      const x = E.randn(shape, { dtype, generator: gen }).requiresGrad_();
-      const weight = E.randn([shape[1]], { dtype, generator: gen }).requiresGrad_();
-      const bias = E.randn([shape[1]], { dtype, generator: gen }).requiresGrad_();
-      const fused = E.nn.normReluPool(x, groups, { weight, bias });
-      const separate = E.nn.avgPool2d(E.nn.groupNorm(x, groups, { weight, bias }).relu(), 2, { stride: 2 });
-      const tol = dtype === 'float32' ? 1e-5 : 1e-12;
-      assert.deepEqual(fused.shape, separate.shape);
-      assert.ok(fused.sub(separate).abs().max().item() < tol, `${dtype} ${shape}: forward`);
-      const g = E.randn(fused.shape, { dtype, generator: gen });
-      const a = E.grad(fused, [x, weight, bias], { gradOutputs: [g] });
-      const b = E.grad(separate, [x, weight, bias], { gradOutputs: [g] });
-      a.forEach((t, i) =>
+  for (const dtype of ['float32', 'float64', 'bfloat16'] as const) {
+    for (const layout of ['contiguous', 'channelsLast'] as const) {
+      for (const [shape, groups] of [
+        [[3, 8, 32, 32], 8],
+        [[2, 8, 7, 9], 4],
+      ] as [number[], number][]) {
+        const what = `${dtype} ${layout} ${shape}`;
+        const [x, weight, bias] = [shape, [shape[1]], [shape[1]]].map((s) =>
+          E.randn(s, { dtype: 'float64', generator: gen }).to(dtype).requiresGrad_(),
+        );
+        const fused = E.nn.normReluPool(x.contiguous(layout), groups, { weight, bias });
+        assert.equal(fused.dtype, dtype);
+        // The reference: the separate ops in float64 on the same (rounded) values.
+        const [x64, w64, b64] = [x, weight, bias].map((t) => t.detach().double().requiresGrad_());
+        const separate = E.nn.avgPool2d(E.nn.groupNorm(x64, groups, { weight: w64, bias: b64 }).relu(), 2, {
+          stride: 2,
+        });
+        // bfloat16 keeps 8 bits of mantissa: outputs and gradients are rounded to ~2^-8 relative.
+        const tol = dtype === 'bfloat16' ? 1e-2 : dtype === 'float32' ? 1e-5 : 1e-12;
+        assert.deepEqual(fused.shape, separate.shape);
+        const scale = (t: E.Tensor) => 1 + t.abs().max().item();
         assert.ok(
-          t.sub(b[i]).abs().max().item() < 50 * tol * (1 + b[i].abs().max().item()),
-          `${dtype} grad ${i}`,
-        ),
-      );
+          fused.double().sub(separate).abs().max().item() < tol * scale(separate),
+          `${what}: forward`,
+        );
+        const g = E.randn(fused.shape, { dtype: 'float64', generator: gen });
+        const a = E.grad(fused, [x, weight, bias], { gradOutputs: [g.to(dtype)] });
+        const b = E.grad(separate, [x64, w64, b64], { gradOutputs: [g] });
+        a.forEach((t, i) => {
+          assert.equal(t.dtype, dtype);
+          const err = t.double().sub(b[i]).abs().max().item();
+          // Gradients are sums over many rounded terms: more slack than the forward.
+          const slack = dtype === 'bfloat16' ? 4 : 50;
+          assert.ok(err < slack * tol * scale(b[i]), `${what}: grad ${i} error ${err}`);
+        });
+      }
+    }
+  }
+});
+
+test("normReluPool without autograd: channels-last and bfloat16 inputs give the separate ops' values in channels-last layout", () => {
+  const gen = new E.Generator(12);
+  for (const [shape, groups] of [
+    [[3, 8, 32, 32], 8],
+    [[2, 8, 7, 9], 4],
+  ] as [number[], number][]) {
+    const x64 = E.randn(shape, { dtype: 'float64', generator: gen }).mul(2).add(0.3);
+    const w64 = E.randn([shape[1]], { dtype: 'float64', generator: gen });
+    const b64 = E.randn([shape[1]], { dtype: 'float64', generator: gen });
+    for (const dtype of ['float32', 'float64', 'bfloat16'] as const) {
+      for (const layout of ['contiguous', 'channelsLast'] as const) {
+        // The reference sees the same (rounded) values the kernel sees.
+        const [x, w, b] = [x64, w64, b64].map((t) => t.to(dtype));
+        const separate = E.nn.avgPool2d(
+          E.nn.groupNorm(x.double(), groups, { weight: w.double(), bias: b.double() }).relu(),
+          2,
+          { stride: 2 },
+        );
+        const fused = E.noGrad(() => E.nn.normReluPool(x.contiguous(layout), groups, { weight: w, bias: b }));
+        assert.equal(fused.dtype, dtype);
+        assert.deepEqual(fused.shape, separate.shape);
+        // float32/float64 NCHW keep the autograd kernel's NCHW output; the inference kernels write channels-last.
+        const expectChannelsLast = layout === 'channelsLast' || dtype === 'bfloat16';
+        assert.equal(
+          fused.isChannelsLast() && !fused.isContiguous(),
+          expectChannelsLast,
+          `${dtype} ${layout} layout`,
+        );
+        // bfloat16 rounds the output (8 bits of mantissa): relative 2^-8.
+        const tol =
+          dtype === 'bfloat16' ? 4e-3 * separate.abs().max().item() : dtype === 'float32' ? 1e-5 : 1e-12;
+        const err = fused.double().sub(separate).abs().max().item();
+        assert.ok(err < tol, `${dtype} ${layout} ${shape}: error ${err} >= ${tol}`);
+      }
     }
   }
 });
@@ -140,11 +192,17 @@ test('normReluPool lets NaN and overflow show, as the separate ops do (divergenc
   const x = E.randn([1, 2, 4, 4], { generator: new E.Generator(3) });
   const withNaN = x.clone();
   withNaN.narrow(1, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1).fill_(NaN);
-  const out = E.nn.normReluPool(withNaN, 2, { weight: w, bias: b });
-  assert.ok(out.narrow(1, 0, 1).isnan().all().item(), 'the NaN plane is NaN');
-  assert.ok(out.narrow(1, 1, 1).isfinite().all().item(), 'the other plane is untouched');
-  const huge = E.nn.normReluPool(x.mul(1e30), 2, { weight: w, bias: b });
-  assert.ok(huge.isnan().all().item(), 'an overflowing variance gives NaN, not a silently constant map');
+  // The autograd kernel (NCHW) and the inference kernel (channels-last) alike.
+  for (const layout of ['contiguous', 'channelsLast'] as const) {
+    const out = E.noGrad(() => E.nn.normReluPool(withNaN.contiguous(layout), 2, { weight: w, bias: b }));
+    assert.ok(out.narrow(1, 0, 1).isnan().all().item(), `${layout}: the NaN plane is NaN`);
+    assert.ok(out.narrow(1, 1, 1).isfinite().all().item(), `${layout}: the other plane is untouched`);
+    const huge = E.noGrad(() => E.nn.normReluPool(x.mul(1e30).contiguous(layout), 2, { weight: w, bias: b }));
+    assert.ok(
+      huge.isnan().all().item(),
+      `${layout}: an overflowing variance gives NaN, not a silently constant map`,
+    );
+  }
 });
 
 test('cross-entropy: hard, soft and label-smoothed targets agree with the formulas', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
-import { countParams, createNetwork } from '../../src/models/index.js';
+import { castState, countParams, createNetwork } from '../../src/models/index.js';
 
 // Parameter counts computed by hand from the reference architectures (see comments);
 // 320,010 (ConvNet, CIFAR-10) and 11,173,962 (ResNet18, CIFAR-10) are also the
@@ -85,19 +85,23 @@ test('same seed, same network; unknown specs list the valid ones', () => {
   );
 });
 
-test('a bfloat16 ConvNet runs (the fused norm/ReLU/pool block falls back to separate ops) and matches float32', () => {
+test('castState: a bfloat16 channels-last ConvNet matches float32 without autograd (inference kernels) and with it (separate ops)', () => {
   E.tidy(() => {
     const net = createNetwork('ConvNet', [1, 28, 28], 10);
     const state = net.init(new E.Generator(0));
-    const half = {
-      params: new Map([...state.params].map(([k, t]) => [k, t.to('bfloat16')])),
-      buffers: new Map([...state.buffers].map(([k, t]) => [k, t.to('bfloat16')])),
-    };
+    const half = castState(state, 'bfloat16');
+    assert.ok(half.params.get('features.0.conv.weight')?.isChannelsLast(), '4-D weights are channels-last');
+    assert.equal(half.params.get('classifier.bias')?.dtype, 'bfloat16');
     const x = E.randn([2, 1, 28, 28], { generator: new E.Generator(1) });
     const reference = net.forward(state, x);
-    const low = net.forward(half, x.to('bfloat16'));
-    assert.equal(low.dtype, 'bfloat16');
-    const err = low.float().sub(reference).abs().max().item() / reference.abs().max().item();
-    assert.ok(err < 0.05, `bfloat16 vs float32: relative error ${err}`);
+    const xLow = x.to('bfloat16').contiguous('channelsLast');
+    for (const [mode, low] of [
+      ['no grad', E.noGrad(() => net.forward(half, xLow))],
+      ['grad', net.forward(half, xLow.clone().requiresGrad_())],
+    ] as const) {
+      assert.equal(low.dtype, 'bfloat16');
+      const err = low.float().sub(reference).abs().max().item() / reference.abs().max().item();
+      assert.ok(err < 0.05, `${mode}: bfloat16 vs float32: relative error ${err}`);
+    }
   });
 });

@@ -15,7 +15,7 @@ import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
-import { createNetwork, type Network, type NetState } from '../../models/index.js';
+import { castState, createNetwork, type Network, type NetState } from '../../models/index.js';
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { SyntheticSet } from '../synthetic.js';
@@ -41,6 +41,16 @@ function makeSchema(dsaDefault: boolean) {
       batchTrain: z.number().int().positive().default(256),
       /** Batch-norm networks: real images per class that set the running statistics before each matching. */
       bnImagesPerClass: z.number().int().positive().default(16),
+      /**
+       * Precision of the real-batch gradients (the matching targets; the synthetic side and its second-order
+       * pass stay float32): bfloat16 runs them on a channels-last copy of the network ('auto': bfloat16 where
+       * the CPU computes it natively, resolved when the config is read). Default float32: bfloat16's effect
+       * on DC/DSA accuracy is not measured yet (docs/benchmarks.md, DC speed).
+       */
+      realDtype: z
+        .enum(['auto', 'float32', 'bfloat16'])
+        .default('float32')
+        .transform((d) => (d === 'auto' ? (E.cpuHasNativeBf16() ? 'bfloat16' : 'float32') : d)),
     })
     .strict();
 }
@@ -87,6 +97,12 @@ export interface MatchingOptions {
   augment?: { dsa: DSA; draw: SegmentParams };
   /** Batch norm: false uses (frozen) running statistics. */
   train: boolean;
+  /**
+   * The state the real gradient is taken at, when not `state` itself: a lower-precision copy
+   * (castState) whose parameters are leaves that require grad. The gradient comes back in the
+   * dtype of `state`.
+   */
+  realState?: NetState;
 }
 
 /**
@@ -104,9 +120,32 @@ export function classMatchingLoss(
   const augment = (x: E.Tensor) => (o.augment ? o.augment.dsa.apply(x, [o.augment.draw], [x.size(0)]) : x);
   const lossOn = (b: ClassBatch) =>
     E.nn.crossEntropy(net.forward(state, augment(b.images), { train: o.train }), b.labels);
-  const gReal = E.grad(lossOn(real), params);
+  const gReal = o.realState
+    ? realGradientAt(net, o.realState, augment(real.images), real.labels, o.train)
+    : E.grad(lossOn(real), params);
   const gSyn = E.grad(lossOn(syn), params, { createGraph: true });
   return gradientDistance(gSyn, gReal, o.distance);
+}
+
+/** grad CE of the real batch at a lower-precision state, in float32 (the logits are cast before the loss). */
+function realGradientAt(
+  net: Network,
+  low: NetState,
+  images: E.Tensor,
+  labels: E.Tensor,
+  train: boolean,
+): E.Tensor[] {
+  const params = [...low.params.values()];
+  const dtype = params[0].dtype;
+  const logits = net.forward(low, images.to(dtype).contiguous('channelsLast'), { train });
+  return E.grad(E.nn.crossEntropy(logits.float(), labels), params).map((g) => g.float().contiguous());
+}
+
+/** A copy of the network's state in `dtype` and channels-last layout whose parameters are gradient leaves. */
+function lowPrecisionState(state: NetState, dtype: E.DType): NetState {
+  const low = E.noGrad(() => castState(state, dtype));
+  for (const p of low.params.values()) p.requiresGrad_();
+  return low;
 }
 
 /** Batch norm as in the reference: running statistics from a small real batch (train-mode forward), then frozen. */
@@ -142,6 +181,8 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
   const ipc = synthetic.ipc;
   return E.tidy(() => {
     const { images, labels } = synthetic.decode();
+    // At this step's network (it changes between image updates); disposed with this scope.
+    const realState = config.realDtype === 'bfloat16' ? lowPrecisionState(state, 'bfloat16') : undefined;
     const indices = dataset.sampleIndices(batchReal, gen);
     const draws = dsa?.sample(k, gen) ?? null;
     let total = 0;
@@ -158,6 +199,7 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
             distance: config.distance,
             augment: draws && dsa ? { dsa, draw: draws[c] } : undefined,
             train: !batchNorm,
+            realState,
           },
         );
         return { value: loss.item(), grad: E.grad(loss, [synImages])[0] };
