@@ -10,6 +10,7 @@
 //   npm run bench:accuracy -- --dataset mnist --iterations 500 --batch-real 64 --epochs 300 --runs 3
 //       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50]
 //       [--methods init,mtt,tesla --experts experts/mnist-ConvNet --tm-iterations 200,50]
+//       [--real-dtype float32|bfloat16|auto]  (DM/DC/DSA's real-side precision; default: each method's)
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
@@ -41,6 +42,8 @@ const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-lo
 // MTT/TESLA iterations for each IPC, and their expert trajectories.
 const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 const expertsDir = arg('--experts', '');
+// DM/DC/DSA methodConfig.realDtype; unset: each method's default (DM auto, DC/DSA float32).
+const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
 // Which columns to run (coresets other than random need the full-data selection network).
 const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').split(',');
 const distillers = [dm, dc, dsa, mtt, tesla].filter((m) => columns.includes(m.name));
@@ -83,8 +86,8 @@ const isTrajectoryMatching = (m: AnyMethod) => m === mtt || m === tesla;
 /** The method's resolved run config: its defaults, MTT/TESLA's `quick` preset, and this benchmark's settings. */
 function runConfig(method: AnyMethod, ipc: number) {
   const ours: Record<string, unknown> = { dataset: dataset.name, method: method.name, ipc };
-  if (method === dm) ours.methodConfig = { batchReal };
-  else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop };
+  if (method === dm) ours.methodConfig = { batchReal, realDtype };
+  else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop, realDtype };
   else ours.methodConfig = { experts: expertsDir };
   const preset = isTrajectoryMatching(method) ? loadPreset(method.name, dataset.name, ipc, 'quick') : null;
   return resolveConfig(preset ? deepMerge(preset, ours) : ours);
@@ -131,7 +134,7 @@ for (const ipc of ipcs) {
 }
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each; real batch ${batchReal}/class; DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);
