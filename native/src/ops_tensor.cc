@@ -199,8 +199,14 @@ DFN(clone) { return Guard(info, [&] { return Wrap(info.Env(), TensorArg(info, 0)
 // contiguous(t, channelsLast?): dense layout in NCHW order, or NHWC ("channels last") for 4-D tensors.
 DFN(contiguous) {
   return Guard(info, [&] {
-    auto fmt = BoolArg(info, 1) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    return Wrap(info.Env(), TensorArg(info, 0).contiguous(fmt));
+    const bool channelsLast = BoolArg(info, 1);
+    auto r = TensorArg(info, 0).contiguous(channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+    // One channel: NCHW and NHWC are the same bytes, and libtorch keeps NCHW strides, which make the
+    // next convolution run (and write its output) in NCHW. Channels-last strides on the same memory
+    // make oneDNN choose its channels-last path, so the first layer of a ConvNet stays in that layout.
+    if (channelsLast && r.dim() == 4 && r.size(1) == 1 && r.is_contiguous() && r.size(2) * r.size(3) > 1)
+      r = r.as_strided(r.sizes(), {r.size(2) * r.size(3), 1, r.size(3), 1}, r.storage_offset());
+    return Wrap(info.Env(), r);
   });
 }
 
