@@ -18,14 +18,13 @@ import { loadDataset } from '../src/data/registry.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import { dc, loopsForIpc } from '../src/distill/methods/dc.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
-import { median, numberFlag } from './util.js';
+import type { RealDtype } from '../src/distill/precision.js';
+import { median, numberFlag, realPrecisions } from './util.js';
 
 const python = '/usr/bin/python3';
 const script = fileURLToPath(new URL('../../bench/dc_torch.py', import.meta.url));
 const tuned = { ...process.env, MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '68719476736' };
 const batchReal = 256;
-
-type RealDtype = 'float32' | 'bfloat16';
 
 function ours(dataset: Dataset, ipc: number, iterations: number, realDtype: RealDtype): number[] {
   const gen = new E.Generator(0);
@@ -58,7 +57,7 @@ function main(): void {
   console.log(
     `DC outer iteration, MNIST, real batch ${batchReal} per class, no augmentation, ConvNet-3, ${availableParallelism()} threads; median seconds`,
   );
-  const precisions: RealDtype[] = E.cpuHasNativeBf16() ? ['float32', 'bfloat16'] : ['float32'];
+  const precisions = realPrecisions();
   console.log(
     '| IPC | real gradients | Distillery | PyTorch, reference structure (tuned malloc) | ratio (target <= 0.50) |',
   );

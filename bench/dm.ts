@@ -15,7 +15,7 @@ import { loadDataset } from '../src/data/registry.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
-import { median, numberFlag } from './util.js';
+import { median, numberFlag, realPrecisions } from './util.js';
 
 function main(): void {
   const iterations = numberFlag('--iterations', 10);
@@ -26,7 +26,7 @@ function main(): void {
   const gen = new E.Generator(0);
   const synthetic = SyntheticSet.create(dataset, ipc, 'real', gen);
   const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
-  const precisions = E.cpuHasNativeBf16() ? (['float32', 'bfloat16'] as const) : (['float32'] as const);
+  const precisions = realPrecisions();
   const configs = precisions.map((realDtype) => dm.schema.parse({ batchReal, realDtype }));
   const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
   const python = '/usr/bin/python3';

@@ -1,4 +1,11 @@
 // Helpers shared by the benchmark scripts.
+import * as E from '../src/engine/index.js';
+import type { RealDtype } from '../src/distill/precision.js';
+
+/** The real-side precisions worth timing here: float32, and bfloat16 where the CPU has it natively. */
+export function realPrecisions(): RealDtype[] {
+  return E.cpuHasNativeBf16() ? ['float32', 'bfloat16'] : ['float32'];
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

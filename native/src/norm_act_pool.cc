@@ -74,12 +74,12 @@ struct Elem<at::BFloat16> {
   }
 };
 
-// Input [N, C, H, W] contiguous. The output element (n, c, oh, ow) goes to
-// n*C*OH*OW + c*channelStride + (oh*OW + ow)*pixelStride: NCHW (OH*OW, 1) or
-// channels-last (1, C). Statistics are kept in the accumulation type A.
+// NCHW: x is [N, C, H, W] contiguous, out [N, C, OH, OW]; statistics in the
+// accumulation type A. (UseChannelsLast sends bfloat16 to the channels-last
+// kernel; Elem only lets this one compile for it.)
 template <typename T, typename A = at::opmath_type<T>>
 void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, A* mean, A* rstd, const Geometry& s,
-                   double eps, int64_t channelStride, int64_t pixelStride) {
+                   double eps) {
   using E = Elem<T>;
   const int64_t HW = s.H * s.W, OH = s.OH(), OW = s.OW(), n = s.groupSize();
   at::parallel_for(0, s.N * s.G, 1, [&](int64_t begin, int64_t end) {
@@ -102,17 +102,17 @@ void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, A* mean, A
         const int64_t c = group * s.Cg() + cl;
         const A a = E::Load(gamma, c) * r, b = E::Load(beta, c) - m * a;
         const T* xc = xg + cl * HW;
-        T* oc = out + sample * s.C * OH * OW + c * channelStride;
+        T* oc = out + (sample * s.C + c) * OH * OW;
         for (int64_t oh = 0; oh < OH; oh++) {
           const T* r0 = xc + 2 * oh * s.W;
           const T* r1 = r0 + s.W;
-          T* o = oc + oh * OW * pixelStride;
+          T* o = oc + oh * OW;
 #pragma omp simd
           for (int64_t ow = 0; ow < OW; ow++) {
             const A y00 = a * E::Load(r0, 2 * ow) + b, y01 = a * E::Load(r0, 2 * ow + 1) + b;
             const A y10 = a * E::Load(r1, 2 * ow) + b, y11 = a * E::Load(r1, 2 * ow + 1) + b;
             // Written so that NaN passes through, as torch.relu does (NaN > 0 is false).
-            E::Store(o, ow * pixelStride,
+            E::Store(o, ow,
                      A(0.25) * ((y00 <= 0 ? A(0) : y00) + (y01 <= 0 ? A(0) : y01) + (y10 <= 0 ? A(0) : y10) +
                                 (y11 <= 0 ? A(0) : y11)));
           }
@@ -125,7 +125,7 @@ void ForwardKernel(const T* x, const T* gamma, const T* beta, T* out, A* mean, A
 // Channels-last: x is [N, H, W, C] in memory, out [N, OH, OW, C]. Per sample:
 // per-channel sums, then per-group mean and (two-pass) variance, then the
 // normalised, rectified, pooled output; every inner loop runs along C.
-// mean/rstd ([N * G], accumulation type) are written when not null.
+// mean/rstd: [N * G], accumulation type.
 template <typename T, typename A = at::opmath_type<T>>
 void ForwardKernelChannelsLast(const T* x, const T* gamma, const T* beta, T* out, A* mean, A* rstd,
                                const Geometry& s, double eps) {
@@ -160,8 +160,8 @@ void ForwardKernelChannelsLast(const T* x, const T* gamma, const T* beta, T* out
         for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) sq += sums[c];
         // As in ForwardKernel: an overflowing variance gives NaN, not "constant input".
         const A r = std::isfinite(sq) ? A(1) / std::sqrt(sq / A(n) + A(eps)) : std::numeric_limits<A>::quiet_NaN();
-        if (mean) mean[sample * s.G + g] = centre[g * Cg];
-        if (rstd) rstd[sample * s.G + g] = r;
+        mean[sample * s.G + g] = centre[g * Cg];
+        rstd[sample * s.G + g] = r;
         for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
           a[c] = E::Load(gamma, c) * r;
           b[c] = E::Load(beta, c) - centre[c] * a[c];
@@ -408,7 +408,7 @@ at::Tensor Forward(const at::Tensor& x, const at::Tensor& gamma, const at::Tenso
                                           out.data_ptr<scalar_t>(), m.data_ptr<A>(), r.data_ptr<A>(), s, eps);
     } else {
       ForwardKernel<scalar_t>(x.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
-                              out.data_ptr<scalar_t>(), m.data_ptr<A>(), r.data_ptr<A>(), s, eps, s.OH() * s.OW(), 1);
+                              out.data_ptr<scalar_t>(), m.data_ptr<A>(), r.data_ptr<A>(), s, eps);
     }
     if (mean) *mean = m;
     if (rstd) *rstd = r;

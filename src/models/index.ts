@@ -1,5 +1,12 @@
 export { createNetwork, MODEL_SPECS, ModelSpecError, type Network } from './zoo.js';
-export { castState, countParams, type NetState, type ForwardOptions, type Layer } from './layers.js';
+export {
+  castInput,
+  castState,
+  countParams,
+  type NetState,
+  type ForwardOptions,
+  type Layer,
+} from './layers.js';
 export {
   paramLayout,
   layoutSize,

@@ -200,6 +200,11 @@ export function castState(state: NetState, dtype: E.DType): NetState {
   };
 }
 
+/** An input for a castState copy: the same dtype, channels-last layout (one channel included). */
+export function castInput(x: E.Tensor, dtype: E.DType): E.Tensor {
+  return x.to(dtype).contiguous('channelsLast');
+}
+
 export function countParams(state: NetState): number {
   let n = 0;
   for (const p of state.params.values()) n += p.numel;

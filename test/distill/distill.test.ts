@@ -254,6 +254,7 @@ test('DM real pass in bfloat16 (channels-last) stays close to float32; auto pick
     return { loss, grad: grad as unknown as E.Tensor };
   });
   const [f32, bf16] = results;
+  assert.notEqual(bf16.loss, f32.loss, 'the bfloat16 path ran (its rounding shows in the loss)');
   assert.ok(Math.abs(bf16.loss - f32.loss) < 0.02 * f32.loss, `loss ${bf16.loss} vs ${f32.loss}`);
   const cosine = f32.grad.mul(bf16.grad).sum().item() / (f32.grad.norm().item() * bf16.grad.norm().item());
   assert.ok(cosine > 0.99, `gradient cosine ${cosine}`);

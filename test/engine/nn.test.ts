@@ -67,6 +67,24 @@ test('conv2d, pooling and linear compute what their definitions say', () => {
   );
 });
 
+test('a one-channel input made channels-last keeps the next convolution (and its output) channels-last', () => {
+  const x = E.randn([2, 1, 6, 5], { generator: new E.Generator(14) });
+  const w = E.randn([4, 1, 3, 3], { generator: new E.Generator(15) });
+  const xl = x.contiguous('channelsLast');
+  assert.deepEqual(xl.toNumbers(), x.toNumbers(), 'same values');
+  const y = E.nn.conv2d(xl, w, null, { padding: 1 });
+  // libtorch alone keeps NCHW strides for one channel, and the convolution then writes NCHW.
+  assert.ok(y.isChannelsLast() && !y.isContiguous(), 'channels-last output');
+  assert.ok(
+    y
+      .sub(E.nn.conv2d(x, w, null, { padding: 1 }))
+      .abs()
+      .max()
+      .item() < 1e-5,
+    'same result',
+  );
+});
+
 test('normalizations: statistics, affine parameters, running stats', () => {
   const x = E.tensor(
     [
@@ -169,7 +187,7 @@ test("normReluPool without autograd: channels-last and bfloat16 inputs give the 
         const fused = E.noGrad(() => E.nn.normReluPool(x.contiguous(layout), groups, { weight: w, bias: b }));
         assert.equal(fused.dtype, dtype);
         assert.deepEqual(fused.shape, separate.shape);
-        // float32/float64 NCHW keep the autograd kernel's NCHW output; the inference kernels write channels-last.
+        // NCHW float32/float64 inputs stay NCHW; channels-last or bfloat16 inputs give channels-last output.
         const expectChannelsLast = layout === 'channelsLast' || dtype === 'bfloat16';
         assert.equal(
           fused.isChannelsLast() && !fused.isContiguous(),

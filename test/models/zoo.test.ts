@@ -85,7 +85,7 @@ test('same seed, same network; unknown specs list the valid ones', () => {
   );
 });
 
-test('castState: a bfloat16 channels-last ConvNet matches float32 without autograd (inference kernels) and with it (separate ops)', () => {
+test('castState: a bfloat16 channels-last ConvNet matches float32, with and without autograd', () => {
   E.tidy(() => {
     const net = createNetwork('ConvNet', [1, 28, 28], 10);
     const state = net.init(new E.Generator(0));

@@ -15,9 +15,10 @@ import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
-import { castState, createNetwork, type Network, type NetState } from '../../models/index.js';
+import { castInput, castState, createNetwork, type Network, type NetState } from '../../models/index.js';
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { realDtypeOption } from '../precision.js';
 import { SyntheticSet } from '../synthetic.js';
 
 function makeSchema(dsaDefault: boolean) {
@@ -42,15 +43,12 @@ function makeSchema(dsaDefault: boolean) {
       /** Batch-norm networks: real images per class that set the running statistics before each matching. */
       bnImagesPerClass: z.number().int().positive().default(16),
       /**
-       * Precision of the real-batch gradients (the matching targets; the synthetic side and its second-order
-       * pass stay float32): bfloat16 runs them on a channels-last copy of the network ('auto': bfloat16 where
-       * the CPU computes it natively, resolved when the config is read). Default float32: bfloat16's effect
-       * on DC/DSA accuracy is not measured yet (docs/benchmarks.md, DC speed).
+       * Precision of the real-batch gradients, the matching targets (see precision.ts); bfloat16 runs them on
+       * a channels-last copy of the network, while the synthetic side and its second-order pass stay float32.
+       * Default float32: bfloat16 keeps DC/DSA's accuracy at IPC 1, IPC 10 is not measured yet
+       * (docs/benchmarks.md, DC speed).
        */
-      realDtype: z
-        .enum(['auto', 'float32', 'bfloat16'])
-        .default('float32')
-        .transform((d) => (d === 'auto' ? (E.cpuHasNativeBf16() ? 'bfloat16' : 'float32') : d)),
+      realDtype: realDtypeOption('float32'),
     })
     .strict();
 }
@@ -136,8 +134,7 @@ function realGradientAt(
   train: boolean,
 ): E.Tensor[] {
   const params = [...low.params.values()];
-  const dtype = params[0].dtype;
-  const logits = net.forward(low, images.to(dtype).contiguous('channelsLast'), { train });
+  const logits = net.forward(low, castInput(images, params[0].dtype), { train });
   return E.grad(E.nn.crossEntropy(logits.float(), labels), params).map((g) => g.float().contiguous());
 }
 

@@ -12,8 +12,9 @@
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy } from '../../augment/index.js';
-import { castState, createNetwork, type NetState, type Network } from '../../models/index.js';
+import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { realDtypeOption } from '../precision.js';
 
 const schema = z
   .object({
@@ -25,14 +26,8 @@ const schema = z
     dsaStrategy: z.string().optional(),
     /** Real images per no-grad forward (bounds the working set; BN models use one batch). */
     realChunk: z.number().int().positive().default(640),
-    /**
-     * Precision of the no-grad real pass. 'auto' (resolved when the config is read, so run.json
-     * records the choice): bfloat16 where the CPU computes it natively, float32 elsewhere.
-     */
-    realDtype: z
-      .enum(['auto', 'float32', 'bfloat16'])
-      .default('auto')
-      .transform((d) => (d === 'auto' ? (E.cpuHasNativeBf16() ? 'bfloat16' : 'float32') : d)),
+    /** Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last. */
+    realDtype: realDtypeOption('auto'),
   })
   .strict();
 
@@ -69,9 +64,10 @@ function roundedState(state: NetState, dtype: E.DType): NetState {
   return { params: round(state.params), buffers: round(state.buffers) };
 }
 
-/** embed() in bfloat16 and channels-last layout, returning float32 features. */
-function lowPrecisionEmbed(net: Network, state: NetState): (x: E.Tensor) => E.Tensor {
-  return (x) => net.embed(state, x.to('bfloat16').contiguous('channelsLast'), { train: true }).to('float32');
+/** embed() in `dtype` and channels-last layout (weights and inputs), returning float32 features. */
+function lowPrecisionEmbed(net: Network, state: NetState, dtype: E.DType): (x: E.Tensor) => E.Tensor {
+  const low = castState(state, dtype);
+  return (x) => net.embed(low, castInput(x, dtype), { train: true }).float();
 }
 
 export const dm: Method<DMConfig> = {
@@ -110,7 +106,7 @@ export const dm: Method<DMConfig> = {
         const embed = (x: E.Tensor) => net.embed(state, x, { train: true });
         const realMean = E.noGrad(() => {
           const embedReal =
-            config.realDtype === 'bfloat16' ? lowPrecisionEmbed(net, castState(state, 'bfloat16')) : embed;
+            config.realDtype === 'bfloat16' ? lowPrecisionEmbed(net, state, 'bfloat16') : embed;
           return meanEmbeddings(embedReal, realAug, k, batchReal, batchNorm ? Infinity : config.realChunk);
         });
         const { images } = synthetic.decode();
