@@ -11,10 +11,11 @@
 //       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50]
 //       [--methods init,mtt,tesla --experts experts/mnist-ConvNet --tm-iterations 200,50]
 //       [--real-dtype float32|bfloat16|auto]  (DM/DC/DSA's real-side precision; default: each method's)
+//       [--eval-precision float32|bfloat16]  (the evaluation networks' training; default float32)
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
-import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
+import { defaultProtocol, evaluateSet, type Score, type TrainingPrecision } from '../src/eval/index.js';
 import { deepMerge, loadPreset, resolveConfig } from '../src/distill/config.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import type { AnyMethod } from '../src/distill/method.js';
@@ -61,7 +62,8 @@ const needsFeature = coresets.some((m) => m !== 'random');
 
 const t0 = performance.now();
 const dataset = loadDataset(datasetName);
-const protocol = { ...defaultProtocol(dataset.name), epochs };
+const evalPrecision = arg('--eval-precision', 'float32') as TrainingPrecision;
+const protocol = { ...defaultProtocol(dataset.name, { precision: evalPrecision }), epochs };
 const evalOpts = { models: ['ConvNet'], runs, protocol, seed: 0 };
 const fmt = (s: Score) => `${(100 * s.mean).toFixed(2)} +- ${(100 * s.std).toFixed(2)}`;
 const log = (line: string) => console.error(`[${((performance.now() - t0) / 60000).toFixed(1)} min] ${line}`);
@@ -134,7 +136,7 @@ for (const ipc of ipcs) {
 }
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each (${evalPrecision}); real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

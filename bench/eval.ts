@@ -3,7 +3,8 @@
 // PyTorch loop of the reference structure (DataLoader over the synthetic set,
 // per-batch DiffAugment; bench/eval_torch.py) on the same machine, alternating
 // rounds. Epochs are reduced from the protocol's 1000 to keep the run short; the
-// cost per epoch is what is compared.
+// cost per epoch is what is compared. Ours runs in float32 (the default) and, where
+// the CPU has native bfloat16, in bfloat16 mixed precision (protocol.precision).
 //
 //   npm run bench:eval [-- --epochs 100 --runs 2 --rounds 2]
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -11,10 +12,10 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { createNetwork } from '../src/models/index.js';
-import { defaultProtocol, trainAndTest } from '../src/eval/index.js';
-import { median, numberFlag } from './util.js';
+import { defaultProtocol, trainAndTest, type TrainingPrecision } from '../src/eval/index.js';
+import { median, numberFlag, realPrecisions } from './util.js';
 
-function ours(runs: number, epochs: number, ipc: number): number[] {
+function ours(runs: number, epochs: number, ipc: number, precision: TrainingPrecision): number[] {
   const gen = new E.Generator(0);
   const images = E.randn([10 * ipc, 1, 28, 28], { generator: gen });
   const labels = E.arange(10).unsqueeze(1).expand(10, ipc).flatten();
@@ -23,7 +24,7 @@ function ours(runs: number, epochs: number, ipc: number): number[] {
     labels: E.arange(10).unsqueeze(1).expand(10, 10).flatten(),
   };
   const net = createNetwork('ConvNet', [1, 28, 28], 10);
-  const protocol = { ...defaultProtocol('mnist'), epochs };
+  const protocol = { ...defaultProtocol('mnist', { precision }), epochs };
   const out: number[] = [];
   for (let r = 0; r <= runs; r++) {
     const t0 = performance.now();
@@ -42,10 +43,11 @@ function main(): void {
   const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   const script = fileURLToPath(new URL('../../bench/eval_torch.py', import.meta.url));
   const tuned = { ...process.env, MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '68719476736' };
-  const a: number[] = [];
+  const precisions = realPrecisions();
+  const a = new Map<TrainingPrecision, number[]>(precisions.map((p) => [p, []]));
   const b: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    a.push(...ours(runs, epochs, ipc));
+    for (const p of precisions) a.get(p)!.push(...ours(runs, epochs, ipc, p));
     if (hasTorch) {
       const out = execFileSync(
         python,
@@ -55,18 +57,21 @@ function main(): void {
       b.push(...(JSON.parse(out) as number[]));
     }
   }
+  const perEpoch = (xs: number[]) => ((1000 * median(xs)) / (epochs + 1)).toFixed(1);
   console.log(
-    `Evaluation training, ConvNet-3 on ${10 * ipc} MNIST-shaped images, DSA, ${epochs + 1} epochs; seconds per network, median of ${a.length}`,
+    `Evaluation training, ConvNet-3 on ${10 * ipc} MNIST-shaped images, DSA, ${epochs + 1} epochs; seconds per network, median of ${runs * rounds}`,
   );
-  console.log('| run | s / network | ms / epoch |');
-  console.log('|---|---:|---:|');
-  console.log(`| Distillery | ${median(a).toFixed(2)} | ${((1000 * median(a)) / (epochs + 1)).toFixed(1)} |`);
-  if (hasTorch) {
+  console.log('| run | s / network | ms / epoch | speed-up vs PyTorch (target >= 2) |');
+  console.log('|---|---:|---:|---:|');
+  for (const [p, xs] of a) {
+    const ratio = hasTorch ? `${(median(b) / median(xs)).toFixed(2)}x` : '-';
+    console.log(`| Distillery, ${p} | ${median(xs).toFixed(2)} | ${perEpoch(xs)} | ${ratio} |`);
+  }
+  if (hasTorch)
     console.log(
-      `| PyTorch reference loop (tuned malloc) | ${median(b).toFixed(2)} | ${((1000 * median(b)) / (epochs + 1)).toFixed(1)} |`,
+      `| PyTorch reference loop, float32 (tuned malloc) | ${median(b).toFixed(2)} | ${perEpoch(b)} | 1 |`,
     );
-    console.log(`| speed-up (target >= 2) | ${(median(b) / median(a)).toFixed(2)}x | |`);
-  } else console.log('| PyTorch reference loop | python3-torch not installed | |');
+  else console.log('| PyTorch reference loop | python3-torch not installed | | |');
 }
 
 main();

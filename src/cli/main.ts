@@ -47,6 +47,10 @@ program
   .option('--init <kind>', 'noise | real | herding | kcenter | forgetting')
   .option('--eval-runs <n>', 'networks trained to evaluate the result (0: skip evaluation)', nonNegativeInt)
   .option('--eval-epochs <e>', 'epochs of each evaluation network', positiveInt)
+  .option(
+    '--eval-precision <p>',
+    "evaluation training: 'float32', 'bfloat16' (mixed precision) or 'auto' (default)",
+  )
   .option('--checkpoint-every <n>', 'iterations between checkpoints', positiveInt)
   .option('--set <key=value...>', 'any config value, e.g. methodConfig.batchReal=64 optimizer.momentum=0.9')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
@@ -112,6 +116,11 @@ program
   .option('--runs <n>', 'networks trained per model', positiveInt, 5)
   .option('--epochs <e>', 'training epochs (default 1000 with augmentation, 300 without)', positiveInt)
   .option('--no-augment', 'train without DSA augmentation')
+  .option(
+    '--precision <p>',
+    "'float32', 'bfloat16' (mixed precision: bfloat16 steps, float32 weights) or 'auto' (bfloat16 where the CPU has it)",
+    'auto',
+  )
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
   .option('--full-epochs <e>', 'epochs of the full-data baseline (one network; cached)', positiveInt, 2)
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)

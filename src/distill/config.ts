@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { getMethod } from './registry.js';
+import { precisionOption } from './precision.js';
 
 export const distillConfigSchema = z
   .object({
@@ -32,6 +33,8 @@ export const distillConfigSchema = z
     evalRuns: z.number().int().nonnegative().default(5),
     evalEpochs: z.number().int().positive().default(1000),
     evalAugment: z.boolean().default(true),
+    /** Arithmetic of the evaluation networks' training steps (eval/protocol.ts); auto: bfloat16 mixed where native. */
+    evalPrecision: precisionOption('auto'),
     /** Also evaluate a random real subset of the same size at the end. */
     baselines: z.boolean().default(true),
     checkpointEvery: z.number().int().positive().default(100),

@@ -158,7 +158,7 @@ export class Distiller {
 
     const learnedLr = () => (synthetic.lr ? synthetic.lr.item() : undefined);
     const protocol = {
-      ...defaultProtocol(dataset.name, { augment: cfg.evalAugment }),
+      ...defaultProtocol(dataset.name, { augment: cfg.evalAugment, precision: cfg.evalPrecision }),
       epochs: cfg.evalEpochs,
     };
     const evaluate = (iteration: number): Record<string, Score> =>

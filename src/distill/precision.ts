@@ -1,5 +1,6 @@
-// The precision of a method's real-data side (DM's no-grad embedding pass, DC/DSA's
-// real-batch gradients): one config option with one meaning for every method.
+// Precision options with one meaning everywhere: a method's real-data side (DM's no-grad
+// embedding pass, DC/DSA's real-batch gradients) and the evaluation networks' training
+// (bfloat16 mixed precision, eval/protocol.ts).
 import { z } from 'zod';
 import * as E from '../engine/index.js';
 
@@ -9,7 +10,7 @@ export type RealDtype = 'float32' | 'bfloat16';
  * 'float32' | 'bfloat16' | 'auto'. 'auto' is resolved when the config is read, so run.json
  * records the choice: bfloat16 where the CPU computes it natively, float32 elsewhere.
  */
-export function realDtypeOption(fallback: 'auto' | RealDtype) {
+export function precisionOption(fallback: 'auto' | RealDtype) {
   return z
     .enum(['auto', 'float32', 'bfloat16'])
     .default(fallback)

@@ -3,6 +3,8 @@ export {
   trainAndTest,
   trainEpoch,
   accuracy,
+  usesMixedPrecision,
+  type TrainingPrecision,
   type Protocol,
   type TrainSet,
   type TrainResult,

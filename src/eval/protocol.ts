@@ -7,10 +7,17 @@
 // the learning rate drops x0.1 with a fresh optimizer (momentum reset). With
 // augmentation each training batch gets one DSA draw per call (one group,
 // per-image parameters), as DiffAugment with seed -1 does.
+//
+// Precision: 'float32' (the default) or 'bfloat16' mixed precision, where each step's
+// forward and backward run in bfloat16 channels-last on a copy of the float32 weights and
+// the optimizer updates the float32 weights (as torch.autocast on a CPU). Networks with
+// buffers (batch norm running statistics) always train in float32.
 import * as E from '../engine/index.js';
 import { DSA, defaultStrategy } from '../augment/index.js';
 import type { Split } from '../data/dataset.js';
-import type { Network, NetState } from '../models/index.js';
+import { castInput, gradientLeaves, type Network, type NetState } from '../models/index.js';
+
+export type TrainingPrecision = 'float32' | 'bfloat16';
 
 export interface Protocol {
   epochs: number;
@@ -20,11 +27,13 @@ export interface Protocol {
   batchSize: number;
   /** DSA strategy for training batches, or 'none'. */
   augment: string;
+  /** Arithmetic of the training steps (see the top of this file). */
+  precision: TrainingPrecision;
 }
 
 export function defaultProtocol(
   datasetName: string,
-  o: { augment?: boolean; epochs?: number } = {},
+  o: { augment?: boolean; epochs?: number; precision?: TrainingPrecision } = {},
 ): Protocol {
   const augment = o.augment ?? true;
   return {
@@ -34,6 +43,7 @@ export function defaultProtocol(
     weightDecay: 5e-4,
     batchSize: 256,
     augment: augment ? defaultStrategy(datasetName) : 'none',
+    precision: o.precision ?? 'float32',
   };
 }
 
@@ -75,6 +85,29 @@ export function accuracy(
   });
 }
 
+/** Whether training steps on this network run in bfloat16 (buffers, i.e. batch norm, keep float32). */
+export function usesMixedPrecision(precision: TrainingPrecision, state: NetState): boolean {
+  return precision === 'bfloat16' && state.buffers.size === 0;
+}
+
+/** Loss and gradients (in the parameters' dtype) of one batch, in float32 or bfloat16 mixed precision. */
+function lossAndGradients(
+  net: Network,
+  state: NetState,
+  x: E.Tensor,
+  y: E.Tensor,
+  mixed: boolean,
+): { loss: E.Tensor; grads: E.Tensor[] } {
+  if (!mixed) {
+    const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
+    return { loss, grads: E.grad(loss, [...state.params.values()]) };
+  }
+  const low = gradientLeaves(state, 'bfloat16');
+  const logits = net.forward(low, castInput(x, 'bfloat16'), { train: true });
+  const loss = E.nn.crossEntropy(logits.float(), y);
+  return { loss, grads: E.grad(loss, [...low.params.values()]).map((g) => g.float()) };
+}
+
 /**
  * One epoch of minibatch training on `train` (shuffled from `gen`; each batch
  * augmented with its own DSA draw when `dsa` is given). Returns the last batch's loss.
@@ -84,9 +117,9 @@ export function trainEpoch(
   state: NetState,
   opt: E.Optimizer,
   train: TrainSet,
-  o: { batchSize: number; dsa: DSA | null; gen: E.Generator },
+  o: { batchSize: number; dsa: DSA | null; gen: E.Generator; precision?: TrainingPrecision },
 ): number {
-  const params = [...state.params.values()];
+  const mixed = usesMixedPrecision(o.precision ?? 'float32', state);
   const n = train.images.size(0);
   let lastLoss = NaN;
   const order = E.tidy(() => E.randperm(n, { generator: o.gen }).keep());
@@ -96,8 +129,8 @@ export function trainEpoch(
       let x = train.images.indexSelect(0, idx);
       const y = train.labels.indexSelect(0, idx);
       if (o.dsa) x = o.dsa.augmentBatch(x, o.gen);
-      const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
-      opt.step(E.grad(loss, params));
+      const { loss, grads } = lossAndGradients(net, state, x, y, mixed);
+      opt.step(grads);
       return loss.item();
     });
   }
@@ -123,7 +156,12 @@ export function trainAndTest(
   const decayAfter = Math.floor(protocol.epochs / 2) + 1;
   let lastLoss = NaN;
   for (let epoch = 0; epoch <= protocol.epochs; epoch++) {
-    lastLoss = trainEpoch(net, state, opt, train, { batchSize: protocol.batchSize, dsa, gen });
+    lastLoss = trainEpoch(net, state, opt, train, {
+      batchSize: protocol.batchSize,
+      dsa,
+      gen,
+      precision: protocol.precision,
+    });
     if (!Number.isFinite(lastLoss)) {
       throw new Error(
         `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,

@@ -2,6 +2,7 @@ export { createNetwork, MODEL_SPECS, ModelSpecError, type Network } from './zoo.
 export {
   castInput,
   castState,
+  gradientLeaves,
   countParams,
   type NetState,
   type ForwardOptions,

@@ -201,6 +201,16 @@ export function castState(state: NetState, dtype: E.DType): NetState {
 }
 
 /** An input for a castState copy: the same dtype, channels-last layout (one channel included). */
+/**
+ * castState's copy made outside autograd, with parameters that are gradient leaves of their own:
+ * a lower-precision network to take gradients at (mixed-precision training, DC's real side).
+ */
+export function gradientLeaves(state: NetState, dtype: E.DType): NetState {
+  const low = E.noGrad(() => castState(state, dtype));
+  for (const p of low.params.values()) p.requiresGrad_();
+  return low;
+}
+
 export function castInput(x: E.Tensor, dtype: E.DType): E.Tensor {
   return x.to(dtype).contiguous('channelsLast');
 }

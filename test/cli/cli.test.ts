@@ -71,6 +71,8 @@ test('coreset then eval, end to end on a small image folder', () => {
     '--no-baselines',
     '--models',
     'ConvNetW32',
+    '--precision',
+    'bfloat16',
     '--json',
   ]);
   assert.equal(e.status, 0, e.stderr);
@@ -82,6 +84,7 @@ test('coreset then eval, end to end on a small image folder', () => {
   const result = lines.pop();
   assert.equal(result.type, 'result');
   assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.distilled.ConvNetW32.mean <= 1);
+  assert.equal(result.protocol.precision, 'bfloat16');
 });
 
 test('bad input: usage errors exit 2, missing data exits 1, both with one clear line', () => {
@@ -98,6 +101,9 @@ test('bad input: usage errors exit 2, missing data exits 1, both with one clear 
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /is not a valid Distillery artifact: .*meta\.json is missing/);
   assert.doesNotMatch(missing.stderr, /at .*\.js:\d+/, 'no stack trace');
+  const badPrecision = cli(['eval', tempDir('empty'), '--precision', 'fp16']);
+  assert.equal(badPrecision.status, 2);
+  assert.match(badPrecision.stderr, /--precision: expected float32, bfloat16 or auto, got 'fp16'/);
   const help = cli(['eval', '--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--models <list>/);

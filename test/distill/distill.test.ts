@@ -192,7 +192,7 @@ test('report: one self-contained HTML file with the loss curve, evaluation and i
   assert.equal(run.status, 0, run.stderr);
   assert.match(
     run.stdout,
-    /Test accuracy of ConvNetW32 trained on it \(1 network\(s\), 1 epochs, DSA\): [\d.]+% \+- 0\.00/,
+    /Test accuracy of ConvNetW32 trained on it \(1 network\(s\), 1 epochs, DSA, (float32|bfloat16)\): [\d.]+% \+- 0\.00/,
   );
   assert.match(run.stdout, /Random real subset, same size and protocol: +[\d.]+%/);
   const r = cli(['report', out]);

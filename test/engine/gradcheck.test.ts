@@ -33,6 +33,18 @@ const cases: Case[] = [
     secondOrder: true,
   },
   {
+    name: 'conv2d (one input channel, channels-last, padding 3: a ConvNet first layer on MNIST)',
+    fn: (x, w, b) => E.nn.conv2d(x.contiguous('channelsLast'), w, b, { padding: 3 }),
+    inputs: [r(2, 1, 4, 5), r(3, 1, 3, 3), r(3)],
+    secondOrder: true,
+  },
+  {
+    name: 'conv2d (4 input channels)',
+    fn: (x, w) => E.nn.conv2d(x, w, null, { padding: 1 }),
+    inputs: [r(2, 4, 4, 4), r(3, 4, 3, 3)],
+    secondOrder: true,
+  },
+  {
     name: 'conv2d (groups)',
     fn: (x, w) => E.nn.conv2d(x, w, null, { groups: 2 }),
     inputs: [r(1, 4, 4, 4), r(4, 2, 3, 3)],

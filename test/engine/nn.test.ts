@@ -85,6 +85,31 @@ test('a one-channel input made channels-last keeps the next convolution (and its
   );
 });
 
+test('first-layer weight gradients in float32 (NCHW, channels-last) and bfloat16 match float64', () => {
+  const gen = new E.Generator(16);
+  // One and three input channels (oneDNN has no direct kernel for these and uses im2col + gemm).
+  for (const cin of [1, 3]) {
+    const x = E.randn([5, cin, 13, 11], { dtype: 'float64', generator: gen });
+    const w = E.randn([16, cin, 3, 3], { dtype: 'float64', generator: gen });
+    const upstream = E.randn([5, 16, 9, 8], { dtype: 'float64', generator: gen });
+    const weightGrad = (dtype: E.DType, layout: E.MemoryFormat) => {
+      const wd = w.to(dtype).requiresGrad_();
+      const y = E.nn.conv2d(x.to(dtype).contiguous(layout), wd, null, { stride: 2, padding: 3 });
+      return E.grad(y.mul(upstream.to(dtype).contiguous(layout)).sum(), [wd])[0].to('float64');
+    };
+    const exact = weightGrad('float64', 'contiguous');
+    const scale = exact.abs().max().item();
+    for (const [dtype, layout, tol] of [
+      ['float32', 'contiguous', 1e-5],
+      ['float32', 'channelsLast', 1e-5],
+      ['bfloat16', 'channelsLast', 2e-2],
+    ] as const) {
+      const err = weightGrad(dtype, layout).sub(exact).abs().max().item() / scale;
+      assert.ok(err < tol, `${cin} channel(s), ${dtype} ${layout}: relative error ${err}`);
+    }
+  }
+});
+
 test('normalizations: statistics, affine parameters, running stats', () => {
   const x = E.tensor(
     [

@@ -9,6 +9,8 @@ import {
   randomSubsetBaseline,
   summarize,
   trainAndTest,
+  trainEpoch,
+  usesMixedPrecision,
 } from '../../src/eval/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
@@ -23,6 +25,7 @@ test('the protocol defaults follow the reference', () => {
     weightDecay: 5e-4,
     batchSize: 256,
     augment: 'color_crop_cutout_scale_rotate',
+    precision: 'float32',
   });
   assert.equal(defaultProtocol('cifar10', { augment: false }).epochs, 300);
   assert.equal(defaultProtocol('cifar10', { augment: false }).augment, 'none');
@@ -36,6 +39,39 @@ test('training is deterministic for a fixed seed and learns a learnable task', (
   assert.ok(a.testAccuracy > 0.8, `accuracy ${a.testAccuracy} on a task with 3 separable classes`);
   const c = trainAndTest(net, ds.train, ds.test, { ...protocol, augment: 'none' }, new E.Generator(2));
   assert.notEqual(c.finalTrainLoss, a.finalTrainLoss);
+});
+
+test('bfloat16 mixed precision: float32 weights move like a float32 step; deterministic; batch norm stays float32', () => {
+  // One epoch = one batch of the 30 images, no augmentation: compare the two updates.
+  const update = (precision: 'float32' | 'bfloat16') => {
+    const state = net.init(new E.Generator(5));
+    const before = [...state.params.values()].map((p) => p.detach().clone());
+    const params = [...state.params.values()].map((p) => p.requiresGrad_());
+    const opt = new E.SGD(params, { lr: 0.01 });
+    const o = { batchSize: 256, dsa: null, gen: new E.Generator(6), precision };
+    trainEpoch(net, state, opt, ds.train, o);
+    assert.ok(
+      params.every((p) => p.dtype === 'float32'),
+      'the optimizer keeps float32 weights',
+    );
+    return E.cat(
+      params.map((p, i) => p.detach().sub(before[i]).flatten()),
+      0,
+    );
+  };
+  const full = update('float32');
+  const mixed = update('bfloat16');
+  assert.deepEqual(mixed.toNumbers(), update('bfloat16').toNumbers(), 'deterministic');
+  assert.ok(mixed.sub(full).abs().max().item() > 0, 'the bfloat16 path ran (its rounding shows)');
+  const cosine = mixed.mul(full).sum().item() / (mixed.norm().item() * full.norm().item());
+  assert.ok(cosine > 0.99, `update cosine ${cosine}`);
+
+  const protocol = { ...defaultProtocol('mnist', { precision: 'bfloat16' }), epochs: 12 };
+  const r = trainAndTest(net, ds.train, ds.test, protocol, new E.Generator(1));
+  assert.ok(r.testAccuracy > 0.8, `accuracy ${r.testAccuracy}`);
+  const bn = createNetwork('ConvNetBN', ds.imageShape, ds.numClasses).init(new E.Generator(0));
+  assert.equal(usesMixedPrecision('bfloat16', bn), false);
+  assert.equal(usesMixedPrecision('bfloat16', net.init(new E.Generator(0))), true);
 });
 
 test('soft labels and a learned learning rate are accepted', () => {

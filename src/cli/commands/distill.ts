@@ -28,6 +28,7 @@ export interface DistillCommandOptions {
   init?: string;
   evalRuns?: number;
   evalEpochs?: number;
+  evalPrecision?: string;
   checkpointEvery?: number;
   set?: string[];
   out?: string;
@@ -48,6 +49,7 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
   if (o.init) flags.init = o.init;
   if (o.evalRuns !== undefined) flags.evalRuns = o.evalRuns;
   if (o.evalEpochs !== undefined) flags.evalEpochs = o.evalEpochs;
+  if (o.evalPrecision !== undefined) flags.evalPrecision = o.evalPrecision;
   if (o.checkpointEvery !== undefined) flags.checkpointEvery = o.checkpointEvery;
   if (o.lr !== undefined) flags.optimizer = { lr: o.lr };
   if (o.experts) flags.methodConfig = { experts: o.experts };
@@ -161,7 +163,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       s ? `${pct(s.mean)}% +- ${pct(s.std)}` : 'not evaluated';
     const lines = [
       `Distilled set: ${r.artifact}`,
-      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${config.evalEpochs} epochs${config.evalAugment ? ', DSA' : ''}): ${fmt(r.final?.[model])}`,
+      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${config.evalEpochs} epochs${config.evalAugment ? ', DSA' : ''}, ${config.evalPrecision}): ${fmt(r.final?.[model])}`,
     ];
     if (r.randomSubset)
       lines.push(`Random real subset, same size and protocol:   ${fmt(r.randomSubset[model])}`);

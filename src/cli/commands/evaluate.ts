@@ -8,19 +8,28 @@ import {
   fullDataBaseline,
   randomSubsetBaseline,
   type Score,
+  type TrainingPrecision,
 } from '../../eval/index.js';
-import { createReporter, pct } from '../output.js';
+import { precisionOption } from '../../distill/precision.js';
+import { createReporter, pct, UsageError } from '../output.js';
 
 export interface EvalCommandOptions {
   models?: string;
   runs: number;
   epochs?: number;
   augment: boolean;
+  precision: string;
   baselines: boolean;
   fullEpochs: number;
   seed: number;
   dataDir?: string;
   json?: boolean;
+}
+
+function parsePrecision(p: string): TrainingPrecision {
+  const parsed = precisionOption('float32').safeParse(p);
+  if (!parsed.success) throw new UsageError(`--precision: expected float32, bfloat16 or auto, got '${p}'`);
+  return parsed.data;
 }
 
 function fmt(s: Score | undefined): string {
@@ -29,6 +38,7 @@ function fmt(s: Score | undefined): string {
 
 export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const out = createReporter(o.json ?? false);
+  const precision = parsePrecision(o.precision);
   // Peek at the artifact's meta first: the dataset is loaded with the artifact's own preprocessing.
   const probe = loadArtifact(artifactDir);
   const dataset = loadDataset(probe.meta.dataset.name, {
@@ -43,14 +53,14 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
         .filter(Boolean)
     : [art.meta.model];
   const protocol = {
-    ...defaultProtocol(dataset.name, { augment: o.augment }),
+    ...defaultProtocol(dataset.name, { augment: o.augment, precision }),
     ...(o.epochs ? { epochs: o.epochs } : {}),
   };
   out.info(
     `Evaluating ${artifactDir}: ${art.meta.method} on ${dataset.name}, ${art.meta.ipc} images per class, ${art.meta.labels} labels${art.lr ? `, learned lr ${art.lr.toPrecision(4)}` : ''}`,
   );
   out.info(
-    `Protocol: ${protocol.epochs} epochs, lr ${art.lr ?? protocol.lr}, augmentation ${protocol.augment}; ${o.runs} networks per model`,
+    `Protocol: ${protocol.epochs} epochs, lr ${art.lr ?? protocol.lr}, augmentation ${protocol.augment}, ${protocol.precision}; ${o.runs} networks per model`,
   );
   // The full-data baseline trains one network per model (it is the expensive one, and cached).
   const total = models.length * (o.runs * (o.baselines ? 2 : 1) + (o.baselines ? 1 : 0));

@@ -15,10 +15,10 @@ import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
-import { castInput, castState, createNetwork, type Network, type NetState } from '../../models/index.js';
+import { castInput, createNetwork, gradientLeaves, type Network, type NetState } from '../../models/index.js';
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
-import { realDtypeOption } from '../precision.js';
+import { precisionOption } from '../precision.js';
 import { SyntheticSet } from '../synthetic.js';
 
 function makeSchema(dsaDefault: boolean) {
@@ -45,10 +45,10 @@ function makeSchema(dsaDefault: boolean) {
       /**
        * Precision of the real-batch gradients, the matching targets (see precision.ts); bfloat16 runs them on
        * a channels-last copy of the network, while the synthetic side and its second-order pass stay float32.
-       * Default float32: bfloat16 keeps DC/DSA's accuracy at IPC 1, IPC 10 is not measured yet
-       * (docs/benchmarks.md, DC speed).
+       * Default auto (bfloat16 where the CPU has it): measured on MNIST to keep DC's accuracy at IPC 1
+       * and 10 and DSA's at IPC 1 (docs/benchmarks.md, DC speed).
        */
-      realDtype: realDtypeOption('float32'),
+      realDtype: precisionOption('auto'),
     })
     .strict();
 }
@@ -97,7 +97,7 @@ export interface MatchingOptions {
   train: boolean;
   /**
    * The state the real gradient is taken at, when not `state` itself: a lower-precision copy
-   * (castState) whose parameters are leaves that require grad. The gradient comes back in the
+   * (gradientLeaves) whose parameters are leaves that require grad. The gradient comes back in the
    * dtype of `state`.
    */
   realState?: NetState;
@@ -138,13 +138,6 @@ function realGradientAt(
   return E.grad(E.nn.crossEntropy(logits.float(), labels), params).map((g) => g.float().contiguous());
 }
 
-/** A copy of the network's state in `dtype` and channels-last layout whose parameters are gradient leaves. */
-function lowPrecisionState(state: NetState, dtype: E.DType): NetState {
-  const low = E.noGrad(() => castState(state, dtype));
-  for (const p of low.params.values()) p.requiresGrad_();
-  return low;
-}
-
 /** Batch norm as in the reference: running statistics from a small real batch (train-mode forward), then frozen. */
 export function setBatchNormStatistics(
   net: Network,
@@ -179,7 +172,7 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
   return E.tidy(() => {
     const { images, labels } = synthetic.decode();
     // At this step's network (it changes between image updates); disposed with this scope.
-    const realState = config.realDtype === 'bfloat16' ? lowPrecisionState(state, 'bfloat16') : undefined;
+    const realState = config.realDtype === 'bfloat16' ? gradientLeaves(state, 'bfloat16') : undefined;
     const indices = dataset.sampleIndices(batchReal, gen);
     const draws = dsa?.sample(k, gen) ?? null;
     let total = 0;

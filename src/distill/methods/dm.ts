@@ -14,7 +14,7 @@ import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
-import { realDtypeOption } from '../precision.js';
+import { precisionOption } from '../precision.js';
 
 const schema = z
   .object({
@@ -27,7 +27,7 @@ const schema = z
     /** Real images per no-grad forward (bounds the working set; BN models use one batch). */
     realChunk: z.number().int().positive().default(640),
     /** Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last. */
-    realDtype: realDtypeOption('auto'),
+    realDtype: precisionOption('auto'),
   })
   .strict();
 
