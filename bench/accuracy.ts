@@ -11,15 +11,16 @@
 //       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50]
 //       [--methods init,mtt,tesla --experts experts/mnist-ConvNet --tm-iterations 200,50]
 //       [--real-dtype float32|bfloat16|auto]  (DM/DC/DSA's real-side precision; default: each method's)
-//       [--eval-precision float32|bfloat16]  (the evaluation networks' training; default float32)
+//       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
-import { defaultProtocol, evaluateSet, type Score, type TrainingPrecision } from '../src/eval/index.js';
+import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
 import { deepMerge, loadPreset, resolveConfig } from '../src/distill/config.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import type { AnyMethod } from '../src/distill/method.js';
 import { dc, dsa } from '../src/distill/methods/dc.js';
+import { precisionOption } from '../src/distill/precision.js';
 import { dm } from '../src/distill/methods/dm.js';
 import { mtt, tesla } from '../src/distill/methods/mtt.js';
 import type { InitKind } from '../src/distill/synthetic.js';
@@ -43,7 +44,7 @@ const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-lo
 // MTT/TESLA iterations for each IPC, and their expert trajectories.
 const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 const expertsDir = arg('--experts', '');
-// DM/DC/DSA methodConfig.realDtype; unset: each method's default (DM auto, DC/DSA float32).
+// DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
 // Which columns to run (coresets other than random need the full-data selection network).
 const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').split(',');
@@ -62,7 +63,7 @@ const needsFeature = coresets.some((m) => m !== 'random');
 
 const t0 = performance.now();
 const dataset = loadDataset(datasetName);
-const evalPrecision = arg('--eval-precision', 'float32') as TrainingPrecision;
+const evalPrecision = precisionOption('float32').parse(arg('--eval-precision', 'float32'));
 const protocol = { ...defaultProtocol(dataset.name, { precision: evalPrecision }), epochs };
 const evalOpts = { models: ['ConvNet'], runs, protocol, seed: 0 };
 const fmt = (s: Score) => `${(100 * s.mean).toFixed(2)} +- ${(100 * s.std).toFixed(2)}`;

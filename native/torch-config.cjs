@@ -4,7 +4,7 @@
 // LIBTORCH=/path/to/libtorch: that distribution (e.g. a CUDA build), linked
 // with an rpath so no LD_LIBRARY_PATH is needed at run time.
 // `node torch-config.cjs arch` prints the target-CPU flag for the hand-written kernels:
-// -march=native (AVX-512 where the CPU has it: 4-7x faster loops than the x86-64 baseline's
+// -march=native (AVX-512 where the CPU has it; the x86-64 baseline gives these loops only
 // SSE2), or DISTILLERY_MARCH=<arch> (e.g. x86-64-v2) for a binary that runs on other CPUs.
 'use strict';
 const fs = require('node:fs');

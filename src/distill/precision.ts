@@ -3,8 +3,10 @@
 // (bfloat16 mixed precision, eval/protocol.ts).
 import { z } from 'zod';
 import * as E from '../engine/index.js';
+import type { TrainingPrecision } from '../eval/index.js';
 
-export type RealDtype = 'float32' | 'bfloat16';
+/** The two precisions, one type for every option (eval/protocol.ts defines it, below distill/). */
+export type RealDtype = TrainingPrecision;
 
 /**
  * 'float32' | 'bfloat16' | 'auto'. 'auto' is resolved when the config is read, so run.json

@@ -4,6 +4,7 @@ export {
   trainEpoch,
   accuracy,
   usesMixedPrecision,
+  lowPrecisionGradients,
   type TrainingPrecision,
   type Protocol,
   type TrainSet,

@@ -90,7 +90,25 @@ export function usesMixedPrecision(precision: TrainingPrecision, state: NetState
   return precision === 'bfloat16' && state.buffers.size === 0;
 }
 
-/** Loss and gradients (in the parameters' dtype) of one batch, in float32 or bfloat16 mixed precision. */
+/**
+ * Cross-entropy loss and gradients of a batch at a lower-precision copy of a network (gradientLeaves):
+ * the input is cast to the copy's dtype and layout, the loss is taken on float32 logits, and the
+ * gradients come back in float32, dense NCHW order. Mixed-precision training here, DC's real side.
+ */
+export function lowPrecisionGradients(
+  net: Network,
+  low: NetState,
+  x: E.Tensor,
+  y: E.Tensor,
+  o: { train: boolean },
+): { loss: E.Tensor; grads: E.Tensor[] } {
+  const params = [...low.params.values()];
+  const logits = net.forward(low, castInput(x, params[0].dtype), { train: o.train });
+  const loss = E.nn.crossEntropy(logits.float(), y);
+  return { loss, grads: E.grad(loss, params).map((g) => g.float().contiguous()) };
+}
+
+/** Loss and float32 gradients of one training batch, in float32 or bfloat16 mixed precision. */
 function lossAndGradients(
   net: Network,
   state: NetState,
@@ -98,14 +116,9 @@ function lossAndGradients(
   y: E.Tensor,
   mixed: boolean,
 ): { loss: E.Tensor; grads: E.Tensor[] } {
-  if (!mixed) {
-    const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
-    return { loss, grads: E.grad(loss, [...state.params.values()]) };
-  }
-  const low = gradientLeaves(state, 'bfloat16');
-  const logits = net.forward(low, castInput(x, 'bfloat16'), { train: true });
-  const loss = E.nn.crossEntropy(logits.float(), y);
-  return { loss, grads: E.grad(loss, [...low.params.values()]).map((g) => g.float()) };
+  if (mixed) return lowPrecisionGradients(net, gradientLeaves(state, 'bfloat16'), x, y, { train: true });
+  const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
+  return { loss, grads: E.grad(loss, [...state.params.values()]) };
 }
 
 /**

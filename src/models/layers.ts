@@ -108,7 +108,7 @@ function fusableGroups(layers: Layer[], i: number, h: E.Tensor): number | null {
   if (act?.kind !== 'act' || act.fn !== 'relu') return null;
   if (pool?.kind !== 'pool' || pool.fn !== 'avg' || pool.k !== 2 || pool.stride !== 2) return null;
   if (h.device !== 'cpu' || h.ndim !== 4 || h.size(2) < 2 || h.size(3) < 2) return null;
-  // The fused kernels cover float32/float64 (bfloat16 without autograd; with it, the op runs the separate ops).
+  // The fused kernels cover float32/float64 (NCHW or channels-last) and bfloat16 (channels-last).
   if (h.dtype !== 'float32' && h.dtype !== 'float64' && h.dtype !== 'bfloat16') return null;
   return norm.norm === 'instance' ? norm.channels : GROUP_NORM_GROUPS;
 }

@@ -14,8 +14,8 @@ import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
-import { trainEpoch } from '../../eval/index.js';
-import { castInput, createNetwork, gradientLeaves, type Network, type NetState } from '../../models/index.js';
+import { lowPrecisionGradients, trainEpoch } from '../../eval/index.js';
+import { createNetwork, gradientLeaves, type Network, type NetState } from '../../models/index.js';
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { precisionOption } from '../precision.js';
@@ -119,23 +119,10 @@ export function classMatchingLoss(
   const lossOn = (b: ClassBatch) =>
     E.nn.crossEntropy(net.forward(state, augment(b.images), { train: o.train }), b.labels);
   const gReal = o.realState
-    ? realGradientAt(net, o.realState, augment(real.images), real.labels, o.train)
+    ? lowPrecisionGradients(net, o.realState, augment(real.images), real.labels, { train: o.train }).grads
     : E.grad(lossOn(real), params);
   const gSyn = E.grad(lossOn(syn), params, { createGraph: true });
   return gradientDistance(gSyn, gReal, o.distance);
-}
-
-/** grad CE of the real batch at a lower-precision state, in float32 (the logits are cast before the loss). */
-function realGradientAt(
-  net: Network,
-  low: NetState,
-  images: E.Tensor,
-  labels: E.Tensor,
-  train: boolean,
-): E.Tensor[] {
-  const params = [...low.params.values()];
-  const logits = net.forward(low, castInput(images, params[0].dtype), { train });
-  return E.grad(E.nn.crossEntropy(logits.float(), labels), params).map((g) => g.float().contiguous());
 }
 
 /** Batch norm as in the reference: running statistics from a small real batch (train-mode forward), then frozen. */
