@@ -15,7 +15,12 @@ import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { DSA, defaultStrategy } from '../src/augment/index.js';
 import { loadDataset } from '../src/data/registry.js';
-import { constantMemoryGradients, unrolledGradients, type StudentStep } from '../src/distill/methods/mtt.js';
+import {
+  adjointGradients,
+  teslaGradients,
+  unrolledGradients,
+  type StudentStep,
+} from '../src/distill/methods/mtt.js';
 import { SyntheticSet } from '../src/distill/synthetic.js';
 import { createNetwork, flattenParams, paramLayout } from '../src/models/index.js';
 import { median, numberFlag } from './util.js';
@@ -46,7 +51,8 @@ function child(kind: string, steps: number, iterations: number): void {
       }));
       const { images, labels } = synthetic.decode();
       const problem = { net, layout, start, target, images, labels, lr, steps: studentSteps, dsa };
-      const fn = kind === 'tesla' ? constantMemoryGradients : unrolledGradients;
+      const fn =
+        kind === 'tesla' ? teslaGradients : kind === 'adjoint' ? adjointGradients : unrolledGradients;
       const { grads } = fn(problem, [...synthetic.learnable, lr]);
       const lrGrad = grads.pop() as E.Tensor;
       opt.step(grads);

@@ -1,6 +1,8 @@
 // How commands report: human lines and progress bars on a terminal, or one JSON
 // object per line with --json (for scripts).
 import cliProgress from 'cli-progress';
+import { precisionOption } from '../distill/precision.js';
+import type { TrainingPrecision } from '../eval/index.js';
 
 /** Bad command-line input: reported without a stack trace, exit status 2. */
 export class UsageError extends Error {
@@ -8,6 +10,13 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+}
+
+/** A --precision flag: float32, bfloat16 or auto (bfloat16 where the CPU computes it natively). */
+export function parsePrecision(p: string, flag = '--precision'): TrainingPrecision {
+  const parsed = precisionOption('float32').safeParse(p);
+  if (!parsed.success) throw new UsageError(`${flag}: expected float32, bfloat16 or auto, got '${p}'`);
+  return parsed.data;
 }
 
 export interface Reporter {

@@ -1,14 +1,15 @@
 // Preprocessing from raw pixels in [0, 1] to model-input space, as a
-// serializable object: per-channel mean/std normalisation, optionally followed
-// by regularised ZCA whitening (MTT/KIP/FRePo on CIFAR). Distilled sets are
-// stored in model-input space together with this object, so evaluation always
-// sees exactly the preprocessing the set was made with.
+// serializable object: per-channel mean/std normalisation, or regularised ZCA
+// whitening of the raw pixels (MTT/KIP/FRePo on CIFAR: MTT's get_dataset drops
+// Normalize when --zca is set and fits kornia's ZCAWhitening(eps=0.1) on [0, 1]
+// pixels). Distilled sets are stored in model-input space together with this
+// object, so evaluation always sees exactly the preprocessing the set was made with.
 import * as E from '../engine/index.js';
 import { DataError } from './errors.js';
 
 export interface ZcaParams {
   eps: number;
-  /** Per-feature mean of the normalised training images, [D]. */
+  /** Per-feature mean of the training images the whitening was fitted on, [D]. */
   mean: E.Tensor;
   /** Whitening matrix [D, D] and its inverse. */
   transform: E.Tensor;
@@ -67,14 +68,18 @@ export class Preprocessing {
   }
 
   /**
-   * Adds ZCA whitening fitted on normalised training images (regularised with eps as in
-   * kornia's ZCAWhitening used by MTT: W = U diag(1/sqrt(S + eps)) U^T of the covariance).
+   * ZCA whitening of the raw training pixels, as MTT computes it: no mean/std normalisation (mean 0,
+   * std 1 here), then kornia's ZCAWhitening(eps) fitted on [0, 1] pixels: the unbiased covariance
+   * C = U diag(S) U^T and W = U diag(1 / sqrt(S + eps)) U^T, applied as (x - mean) W. eps is not
+   * scale-invariant, so fitting on normalised pixels (std ~0.25) would make it act ~16x weaker.
+   *
+   * @example Preprocessing.zcaWhitening(rawTrainImages, 0.1).apply(rawTestImages)
    */
-  withZca(rawTrain: E.Tensor, eps = 0.1): Preprocessing {
-    const base = new Preprocessing(this.mean, this.std);
+  static zcaWhitening(rawTrain: E.Tensor, eps = 0.1): Preprocessing {
+    const channels = rawTrain.size(1);
     const zca = E.noGrad(() =>
       E.tidy(() => {
-        const x = base.apply(rawTrain).flatten(1).double();
+        const x = rawTrain.flatten(1).double();
         const mean = x.mean(0);
         const centred = x.sub(mean);
         const cov = centred
@@ -89,7 +94,7 @@ export class Preprocessing {
       }),
     );
     for (const t of [zca.mean, zca.transform, zca.inverse]) t.keep();
-    return new Preprocessing(this.mean, this.std, zca);
+    return new Preprocessing(new Array<number>(channels).fill(0), new Array<number>(channels).fill(1), zca);
   }
 
   toSpec(): PreprocessingSpec {

@@ -36,7 +36,7 @@ export const BUILTIN_DATASETS = [
 export interface LoadOptions {
   /** Directory of a local copy (cifar10, cifar100, svhn, tinyimagenet; overrides fashion-mnist's). */
   dataDir?: string;
-  /** ZCA whitening after normalisation (eps, e.g. 0.1), or null. */
+  /** ZCA whitening of the raw pixels instead of mean/std normalisation (eps, e.g. 0.1, as MTT), or null. */
   zca?: number | null;
   /** Use this preprocessing instead of the dataset's standard one (e.g. an artifact's). */
   preprocessing?: Preprocessing;
@@ -106,9 +106,11 @@ export function loadDataset(name: string, o: LoadOptions = {}): Dataset {
   const test = toTensor(raw.test, raw.shape);
   let pre = o.preprocessing;
   if (!pre) {
-    const stats = raw.stats ?? channelStats(train.images);
-    pre = new Preprocessing(stats.mean, stats.std);
-    if (o.zca != null) pre = pre.withZca(train.images, o.zca);
+    if (o.zca != null) pre = Preprocessing.zcaWhitening(train.images, o.zca);
+    else {
+      const stats = raw.stats ?? channelStats(train.images);
+      pre = new Preprocessing(stats.mean, stats.std);
+    }
   }
   if (pre.channels !== raw.shape[0]) {
     throw new DataError(

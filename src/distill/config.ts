@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { evaluationModel, ModelSpecError } from '../models/index.js';
 import { getMethod } from './registry.js';
 import { precisionOption } from './precision.js';
 
@@ -11,7 +12,7 @@ export const distillConfigSchema = z
   .object({
     dataset: z.string().default('mnist'),
     dataDir: z.string().optional(),
-    /** ZCA whitening eps after normalisation, or null for none. */
+    /** ZCA whitening of the raw pixels (eps, as MTT: no mean/std normalisation then), or null for none. */
     zca: z.number().positive().nullable().default(null),
     method: z.string().default('dm'),
     methodConfig: z.record(z.unknown()).default({}),
@@ -31,8 +32,15 @@ export const distillConfigSchema = z
     /** Evaluate every N iterations (0: only at the end). */
     evalEvery: z.number().int().nonnegative().default(0),
     evalRuns: z.number().int().nonnegative().default(5),
-    evalEpochs: z.number().int().positive().default(1000),
-    evalAugment: z.boolean().default(true),
+    /** Epochs of each evaluation network; default as the references: 1000 with augmentation, 300 without. */
+    evalEpochs: z.number().int().positive().optional(),
+    /**
+     * Augmentation of the evaluation networks (eval/protocol.ts resolveAugment): true = DSA with the
+     * dataset's strategy, false = none, 'dc' = DC's rule (crop/scale/rotate on MNIST), or a protocol string.
+     */
+    evalAugment: z.union([z.boolean(), z.string()]).default(true),
+    /** Model the evaluation networks use; default: `model`, batch norm replaced by instance norm (the references' eval mode 'S'). */
+    evalModel: z.string().optional(),
     /** Arithmetic of the evaluation networks' training steps (eval/protocol.ts); auto: bfloat16 mixed where native. */
     evalPrecision: precisionOption('auto'),
     /** Also evaluate a random real subset of the same size at the end. */
@@ -105,5 +113,12 @@ export function resolveConfig(input: Record<string, unknown>): DistillConfig {
   const method = getMethod(config.method);
   const m = method.schema.safeParse(config.methodConfig);
   if (!m.success) throw new ConfigError(`invalid ${config.method} settings: ${issues(m.error)}`);
-  return { ...config, methodConfig: m.data as Record<string, unknown> };
+  let evalModel: string;
+  try {
+    evalModel = config.evalModel ?? evaluationModel(config.model);
+  } catch (e) {
+    if (e instanceof ModelSpecError) throw new ConfigError(e.message);
+    throw e;
+  }
+  return { ...config, evalModel, methodConfig: m.data as Record<string, unknown> };
 }

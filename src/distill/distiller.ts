@@ -11,7 +11,13 @@ import * as E from '../engine/index.js';
 import { saveArtifact } from '../artifact/artifact.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/registry.js';
-import { defaultProtocol, evaluateSet, randomSubsetBaseline, type Score } from '../eval/index.js';
+import {
+  defaultProtocol,
+  evaluateSet,
+  randomSubsetBaseline,
+  type Protocol,
+  type Score,
+} from '../eval/index.js';
 import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
 import type { DistillConfig } from './config.js';
@@ -31,6 +37,8 @@ export interface DistillHooks {
 export interface DistillResult {
   runDir: string;
   artifact: string;
+  /** How the final set was evaluated (model and protocol). */
+  evaluation: { model: string; protocol: Protocol };
   final: Record<string, Score> | null;
   randomSubset: Record<string, Score> | null;
   interrupted: boolean;
@@ -75,7 +83,9 @@ export class Distiller {
         `--ipc ${cfg.ipc} is larger than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
       );
     }
-    createNetwork(cfg.model, dataset.imageShape, dataset.numClasses); // fails early on an unknown or unfit model spec
+    const evalModel = cfg.evalModel ?? cfg.model;
+    // Fail early on an unknown or unfit model spec.
+    for (const spec of [cfg.model, evalModel]) createNetwork(spec, dataset.imageShape, dataset.numClasses);
     const gen = new E.Generator(cfg.seed);
     let start = 0;
     let synthetic: SyntheticSet;
@@ -102,11 +112,13 @@ export class Distiller {
     }
     if (checkpoint) {
       const images = checkpoint.tensors.images.requiresGrad_();
+      const logits = checkpoint.tensors.labelLogits;
       synthetic = new SyntheticSet(
         new PixelParameterization(images),
-        checkpoint.tensors.labels,
+        logits ?? checkpoint.tensors.labels,
         cfg.ipc,
         dataset.numClasses,
+        logits ? 'logits' : undefined,
       );
       gen.setState(checkpoint.tensors['generator.state']);
       if (checkpoint.tensors.lr) synthetic.setLr(checkpoint.tensors.lr.requiresGrad_());
@@ -120,29 +132,35 @@ export class Distiller {
       synthetic = SyntheticSet.create(dataset, cfg.ipc, cfg.init, gen);
     }
 
-    const params = synthetic.learnable;
-    const opt =
-      cfg.optimizer.kind === 'sgd'
-        ? new E.SGD(params, { lr: cfg.optimizer.lr, momentum: cfg.optimizer.momentum })
-        : new E.Adam(params, { lr: cfg.optimizer.lr });
-    if (checkpoint) {
-      const buffers: Record<string, E.Tensor> = {};
-      for (const [k, t] of Object.entries(checkpoint.tensors))
-        if (k.startsWith('optimizer.')) buffers[k.slice('optimizer.'.length)] = t;
-      opt.loadStateDict({
-        kind: checkpoint.optimizer.kind,
-        lr: checkpoint.optimizer.lr,
-        step: checkpoint.optimizer.step,
-        buffers,
-      });
-    }
+    // The optimizer is built after method.init (below), which may add learnable tensors.
+    let opt: E.Optimizer | null = null;
+    const buildOptimizer = (): E.Optimizer => {
+      const params = synthetic.learnable;
+      const made =
+        cfg.optimizer.kind === 'sgd'
+          ? new E.SGD(params, { lr: cfg.optimizer.lr, momentum: cfg.optimizer.momentum })
+          : new E.Adam(params, { lr: cfg.optimizer.lr });
+      if (checkpoint) {
+        const buffers: Record<string, E.Tensor> = {};
+        for (const [k, t] of Object.entries(checkpoint.tensors))
+          if (k.startsWith('optimizer.')) buffers[k.slice('optimizer.'.length)] = t;
+        made.loadStateDict({
+          kind: checkpoint.optimizer.kind,
+          lr: checkpoint.optimizer.lr,
+          step: checkpoint.optimizer.step,
+          buffers,
+        });
+      }
+      return made;
+    };
 
     const saveCheckpoint = (iteration: number) => {
       E.tidy(() => {
-        const state = opt.stateDict();
+        const state = (opt as E.Optimizer).stateDict();
+        const labelKey = synthetic.labelForm === 'logits' ? 'labelLogits' : 'labels';
         const tensors: Record<string, E.Tensor> = {
           images: synthetic.parameterization.tensors[0].detach(),
-          labels: synthetic.labels.detach(),
+          [labelKey]: synthetic.labels.detach(),
           'generator.state': gen.getState(),
         };
         for (const [k, t] of Object.entries(state.buffers)) tensors[`optimizer.${k}`] = t;
@@ -157,10 +175,12 @@ export class Distiller {
     };
 
     const learnedLr = () => (synthetic.lr ? synthetic.lr.item() : undefined);
-    const protocol = {
-      ...defaultProtocol(dataset.name, { augment: cfg.evalAugment, precision: cfg.evalPrecision }),
+    const protocol = defaultProtocol(dataset.name, {
+      augment: cfg.evalAugment,
+      precision: cfg.evalPrecision,
       epochs: cfg.evalEpochs,
-    };
+      evalModel,
+    });
     const evaluate = (iteration: number): Record<string, Score> =>
       E.tidy(() => {
         const { images, labels } = synthetic.decode();
@@ -168,7 +188,7 @@ export class Distiller {
         return evaluateSet(
           dataset,
           { images: images.detach(), labels: labels.detach(), lr: learnedLr() },
-          { models: [cfg.model], runs: cfg.evalRuns, protocol, seed: cfg.seed + 1 + iteration },
+          { models: [evalModel], runs: cfg.evalRuns, protocol, seed: cfg.seed + 1 + iteration },
         );
       });
 
@@ -182,11 +202,19 @@ export class Distiller {
           `the ${cfg.method} loss became ${loss} at iteration ${current + 1}; stopped. The last good checkpoint (iteration ${good}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
         );
       }
-      opt.step(grads);
+      const optimizer = opt as E.Optimizer;
+      if (grads.length !== optimizer.params.length) {
+        for (const g of grads) g?.dispose();
+        throw new DistillError(
+          `${cfg.method} passed ${grads.length} gradient(s) for the synthetic set's ${optimizer.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
+        );
+      }
+      optimizer.step(grads);
       for (const g of grads) g?.dispose();
     };
     const ctx = { dataset, synthetic, gen, model: cfg.model, update, state: methodState };
     if (!checkpoint) method.init?.(ctx, cfg.methodConfig);
+    opt = buildOptimizer();
     let interrupted = false;
     for (let it = start; it < cfg.iterations; it++) {
       // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
@@ -212,10 +240,17 @@ export class Distiller {
     }
     this.hooks.onLoopEnd?.();
     if (interrupted) {
-      return { runDir: this.runDir.path, artifact: '', final: null, randomSubset: null, interrupted };
+      return {
+        runDir: this.runDir.path,
+        artifact: '',
+        evaluation: { model: evalModel, protocol },
+        final: null,
+        randomSubset: null,
+        interrupted,
+      };
     }
 
-    const describe = `${cfg.evalRuns} ${cfg.model} network(s) for ${cfg.evalEpochs} epochs`;
+    const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment})`;
     if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
     const final = cfg.evalRuns > 0 ? evaluate(cfg.iterations) : null;
     let random: Record<string, Score> | null = null;
@@ -224,13 +259,13 @@ export class Distiller {
         `Random real subset of the same size: training ${describe} (cached after the first time)`,
       );
       random = randomSubsetBaseline(dataset, cfg.ipc, {
-        models: [cfg.model],
+        models: [evalModel],
         runs: cfg.evalRuns,
         protocol,
         seed: cfg.seed,
       });
     }
-    if (final) this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random });
+    if (final) this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random, protocol });
     const { images, labels } = E.tidy(() => {
       const d = synthetic.decode();
       return { images: d.images.detach(), labels: d.labels.detach() };
@@ -247,6 +282,7 @@ export class Distiller {
     return {
       runDir: this.runDir.path,
       artifact: this.runDir.artifact,
+      evaluation: { model: evalModel, protocol },
       final,
       randomSubset: random,
       interrupted: false,

@@ -13,7 +13,7 @@ import * as E from '../engine/index.js';
 import { DSA, defaultStrategy } from '../augment/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
-import { trainEpoch } from '../eval/index.js';
+import { trainEpoch, type TrainingPrecision } from '../eval/index.js';
 import {
   createNetwork,
   flattenParams,
@@ -35,6 +35,11 @@ export interface ExpertTraining {
   /** Train with DSA (the reference default). */
   augment: boolean;
   seed: number;
+  /**
+   * Arithmetic of the training steps (eval/protocol.ts): float32 as the reference, or bfloat16
+   * mixed precision (bfloat16 forward/backward, float32 weights and updates). Default float32.
+   */
+  precision?: TrainingPrecision;
 }
 
 export interface ExpertManifest {
@@ -44,7 +49,11 @@ export interface ExpertManifest {
   preprocessing: PreprocessingSpec;
   model: string;
   layout: ParamLayout;
-  training: Omit<ExpertTraining, 'model'> & { momentum: 0; dsaStrategy: string | null };
+  training: Omit<ExpertTraining, 'model' | 'precision'> & {
+    momentum: 0;
+    dsaStrategy: string | null;
+    precision: TrainingPrecision;
+  };
 }
 
 export class ExpertError extends Error {
@@ -63,7 +72,7 @@ function buildManifest(dataset: Dataset, o: ExpertTraining): ExpertManifest {
   const state = net.init(new E.Generator(0));
   const layout = paramLayout(state);
   for (const t of state.params.values()) t.dispose();
-  const { model, ...training } = o;
+  const { model, precision, ...training } = o;
   return {
     format: EXPERTS_FORMAT,
     formatVersion: 1,
@@ -76,7 +85,12 @@ function buildManifest(dataset: Dataset, o: ExpertTraining): ExpertManifest {
     preprocessing: dataset.preprocessing.toSpec(),
     model,
     layout,
-    training: { ...training, momentum: 0, dsaStrategy: o.augment ? defaultStrategy(dataset.name) : null },
+    training: {
+      ...training,
+      momentum: 0,
+      dsaStrategy: o.augment ? defaultStrategy(dataset.name) : null,
+      precision: precision ?? 'float32',
+    },
   };
 }
 
@@ -147,7 +161,12 @@ export function trainExperts(
     const params = [...state.params.values()].map((p) => p.requiresGrad_());
     const opt = new E.SGD(params, { lr: o.lr });
     for (let epoch = Math.max(1, have); epoch <= o.epochs; epoch++) {
-      const loss = trainEpoch(net, state, opt, dataset.train, { batchSize: o.batchSize, dsa, gen });
+      const loss = trainEpoch(net, state, opt, dataset.train, {
+        batchSize: o.batchSize,
+        augment: dsa,
+        gen,
+        precision: manifest.training.precision,
+      });
       if (!Number.isFinite(loss))
         throw new ExpertError(`expert ${i} diverged in epoch ${epoch} (loss ${loss}); lower --lr`);
       saveEpoch(dir, i, epoch, state, gen, loss);
@@ -189,6 +208,8 @@ export function readManifest(dir: string): ExpertManifest {
   }
   if (m.format !== EXPERTS_FORMAT)
     throw new ExpertError(`${path} is not an expert manifest (format ${m.format})`);
+  // Manifests written before the precision was recorded were trained in float32.
+  m.training.precision ??= 'float32';
   return m;
 }
 

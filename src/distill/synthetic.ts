@@ -30,24 +30,41 @@ export class PixelParameterization implements Parameterization {
   }
 }
 
+/**
+ * How the stored label tensor reads: class indices, class probabilities, or logits whose softmax
+ * gives the probabilities (learnable soft labels stay on the simplex, as DATM learns them).
+ */
+export type LabelForm = 'hard' | 'soft' | 'logits';
+
 export class SyntheticSet {
   /** A learned training learning rate (MTT/TESLA), stored in the artifact and used by evaluation. */
   lr: E.Tensor | null = null;
+  private form: LabelForm;
 
   constructor(
     readonly parameterization: Parameterization,
-    /** int64 [M] class indices (hard) or float [M, classes] (soft; learnable when requiresGrad). */
+    /** The stored labels: int64 [M] (hard), or float [M, classes] probabilities or logits (see labelForm). */
     public labels: E.Tensor,
     readonly ipc: number,
     readonly numClasses: number,
-  ) {}
+    labelForm?: LabelForm,
+  ) {
+    this.form = labelForm ?? (labels.dtype === 'int64' ? 'hard' : 'soft');
+  }
 
-  /** Replaces the labels (e.g. TESLA's soft teacher labels); the set owns the new tensor. */
-  setLabels(labels: E.Tensor): void {
-    if (labels.size(0) !== this.labels.size(0))
-      throw new Error(`setLabels: ${labels.size(0)} labels for ${this.labels.size(0)} images`);
+  get labelForm(): LabelForm {
+    return this.form;
+  }
+
+  /** Replaces the labels (e.g. TESLA's teacher labels, learnable logits); the set owns the new tensor. */
+  setLabels(labels: E.Tensor, form: Exclude<LabelForm, 'hard'>): void {
+    if (labels.ndim !== 2 || labels.size(0) !== this.labels.size(0) || labels.size(1) !== this.numClasses)
+      throw new Error(
+        `setLabels: expected [${this.labels.size(0)}, ${this.numClasses}] soft labels, got [${labels.shape.join(', ')}]`,
+      );
     this.labels.dispose();
     this.labels = labels;
+    this.form = form;
   }
 
   /** Sets the learned learning rate (a scalar leaf the method updates). */
@@ -56,15 +73,19 @@ export class SyntheticSet {
     this.lr = lr;
   }
 
-  /** Every learnable tensor: the parameterization's and, for learnable soft labels, the labels. */
+  /**
+   * The tensors the run's optimizer updates: the parameterization's. Label logits and a learned lr
+   * have learning rates orders of magnitude apart from the images', so the methods that learn them
+   * update them with optimizer state of their own (MTT/TESLA).
+   */
   get learnable(): E.Tensor[] {
-    return this.labels.requiresGrad
-      ? [...this.parameterization.tensors, this.labels]
-      : this.parameterization.tensors;
+    return this.parameterization.tensors;
   }
 
+  /** Images in model-input space and labels (class indices or probabilities), differentiable. */
   decode(): { images: E.Tensor; labels: E.Tensor } {
-    return { images: this.parameterization.decode(), labels: this.labels };
+    const labels = this.form === 'logits' ? E.nn.softmax(this.labels, 1) : this.labels;
+    return { images: this.parameterization.decode(), labels };
   }
 
   /** Images of class c (rows c*ipc .. (c+1)*ipc - 1 of decode()). */

@@ -1,6 +1,8 @@
 export {
   defaultProtocol,
+  resolveAugment,
   trainAndTest,
+  trainNetwork,
   trainEpoch,
   accuracy,
   usesMixedPrecision,
@@ -9,6 +11,9 @@ export {
   type Protocol,
   type TrainSet,
   type TrainResult,
+  type TrainHooks,
+  type AugmentChoice,
+  type EpochOptions,
 } from './protocol.js';
 export {
   evaluateSet,

@@ -5,15 +5,16 @@
 // Faithful to the reference evaluate_synset(): SGD momentum 0.9, weight decay
 // 5e-4, batch 256, epochs 0..E inclusive (E + 1 passes), and after pass E/2 + 1
 // the learning rate drops x0.1 with a fresh optimizer (momentum reset). With
-// augmentation each training batch gets one DSA draw per call (one group,
-// per-image parameters), as DiffAugment with seed -1 does.
+// augmentation each training batch gets fresh draws: DSA (one group, per-image
+// parameters, as DiffAugment with seed -1) or DC's augment() ('dc:crop_scale_rotate':
+// one op per image), as `Protocol.augment` names it.
 //
 // Precision: 'float32' (the default) or 'bfloat16' mixed precision, where each step's
 // forward and backward run in bfloat16 channels-last on a copy of the float32 weights and
 // the optimizer updates the float32 weights (as torch.autocast on a CPU). Networks with
 // buffers (batch norm running statistics) always train in float32.
 import * as E from '../engine/index.js';
-import { DSA, defaultStrategy } from '../augment/index.js';
+import { batchAugmenter, defaultStrategy, type BatchAugmenter } from '../augment/index.js';
 import type { Split } from '../data/dataset.js';
 import { castInput, gradientLeaves, type Network, type NetState } from '../models/index.js';
 
@@ -25,24 +26,50 @@ export interface Protocol {
   momentum: number;
   weightDecay: number;
   batchSize: number;
-  /** DSA strategy for training batches, or 'none'. */
+  /**
+   * Augmentation of training batches: 'none', a DSA strategy ('color_crop_cutout_scale_rotate'),
+   * or DC's evaluation augmentation ('dc:crop_scale_rotate', 'dc:crop_noise'; augment/dcaug.ts).
+   */
   augment: string;
   /** Arithmetic of the training steps (see the top of this file). */
   precision: TrainingPrecision;
 }
 
+/**
+ * How evaluation networks are augmented: true = DSA with the dataset's strategy (DSA, DM, MTT),
+ * false = none, 'dc' = DC's rule (reference get_daparam: 'crop_noise' for a ConvNetBN evaluation
+ * model, 'crop_scale_rotate' on MNIST, none otherwise), or an explicit Protocol.augment string.
+ */
+export type AugmentChoice = boolean | string;
+
+export function resolveAugment(choice: AugmentChoice, datasetName: string, evalModel?: string): string {
+  if (choice === true) return defaultStrategy(datasetName);
+  if (choice === false) return 'none';
+  if (choice !== 'dc') {
+    batchAugmenter(choice); // validates the spec
+    return choice;
+  }
+  if (evalModel === 'ConvNetBN') return 'dc:crop_noise';
+  return datasetName === 'mnist' ? 'dc:crop_scale_rotate' : 'none';
+}
+
+/**
+ * The reference protocol: epochs 1000 with augmentation and 300 without (DC/DSA/DM main.py), unless given.
+ *
+ * @example defaultProtocol('mnist', { augment: 'dc', evalModel: 'ConvNet' }) // DC's MNIST protocol
+ */
 export function defaultProtocol(
   datasetName: string,
-  o: { augment?: boolean; epochs?: number; precision?: TrainingPrecision } = {},
+  o: { augment?: AugmentChoice; epochs?: number; precision?: TrainingPrecision; evalModel?: string } = {},
 ): Protocol {
-  const augment = o.augment ?? true;
+  const augment = resolveAugment(o.augment ?? true, datasetName, o.evalModel);
   return {
-    epochs: o.epochs ?? (augment ? 1000 : 300),
+    epochs: o.epochs ?? (augment !== 'none' ? 1000 : 300),
     lr: 0.01,
     momentum: 0.9,
     weightDecay: 5e-4,
     batchSize: 256,
-    augment: augment ? defaultStrategy(datasetName) : 'none',
+    augment,
     precision: o.precision ?? 'float32',
   };
 }
@@ -121,16 +148,26 @@ function lossAndGradients(
   return { loss, grads: E.grad(loss, [...state.params.values()]) };
 }
 
+export interface EpochOptions {
+  batchSize: number;
+  /** Fresh draws per batch (batchAugmenter), or null. */
+  augment: BatchAugmenter | null;
+  gen: E.Generator;
+  precision?: TrainingPrecision;
+  /** After each optimizer step (e.g. to record the schedule). */
+  onStep?: () => void;
+}
+
 /**
  * One epoch of minibatch training on `train` (shuffled from `gen`; each batch
- * augmented with its own DSA draw when `dsa` is given). Returns the last batch's loss.
+ * augmented with its own draws when `augment` is given). Returns the last batch's loss.
  */
 export function trainEpoch(
   net: Network,
   state: NetState,
   opt: E.Optimizer,
   train: TrainSet,
-  o: { batchSize: number; dsa: DSA | null; gen: E.Generator; precision?: TrainingPrecision },
+  o: EpochOptions,
 ): number {
   const mixed = usesMixedPrecision(o.precision ?? 'float32', state);
   const n = train.images.size(0);
@@ -141,9 +178,10 @@ export function trainEpoch(
       const idx = order.narrow(0, start, Math.min(o.batchSize, n - start));
       let x = train.images.indexSelect(0, idx);
       const y = train.labels.indexSelect(0, idx);
-      if (o.dsa) x = o.dsa.augmentBatch(x, o.gen);
+      if (o.augment) x = o.augment.augmentBatch(x, o.gen);
       const { loss, grads } = lossAndGradients(net, state, x, y, mixed);
       opt.step(grads);
+      o.onStep?.();
       return loss.item();
     });
   }
@@ -151,7 +189,59 @@ export function trainEpoch(
   return lastLoss;
 }
 
-/** Trains a fresh network (initialised from `gen`) on `train` and tests it. */
+/** Observes the protocol's training (tests compare the schedule with the reference loop's). */
+export interface TrainHooks {
+  /** After each SGD step, with the optimizer in use (a fresh one after the learning-rate drop). */
+  onStep?(info: { epoch: number; optimizer: E.Optimizer }): void;
+}
+
+/**
+ * Trains `state` (whose parameters it updates in place) on `train` under the protocol: epochs
+ * 0..E, and after epoch floor(E/2) + 1 the learning rate x0.1 with a fresh optimizer (momentum
+ * reset), as evaluate_synset. Returns the last batch's loss.
+ */
+export function trainNetwork(
+  net: Network,
+  state: NetState,
+  train: TrainSet,
+  protocol: Protocol,
+  gen: E.Generator,
+  hooks: TrainHooks = {},
+): number {
+  const params = [...state.params.values()].map((p) => p.requiresGrad_());
+  const augment = batchAugmenter(protocol.augment);
+  const baseLr = train.lr ?? protocol.lr;
+  const makeOptimizer = (lr: number) =>
+    new E.SGD(params, { lr, momentum: protocol.momentum, weightDecay: protocol.weightDecay });
+  let opt = makeOptimizer(baseLr);
+  const decayAfter = Math.floor(protocol.epochs / 2) + 1;
+  let lastLoss = NaN;
+  try {
+    for (let epoch = 0; epoch <= protocol.epochs; epoch++) {
+      lastLoss = trainEpoch(net, state, opt, train, {
+        batchSize: protocol.batchSize,
+        augment,
+        gen,
+        precision: protocol.precision,
+        onStep: hooks.onStep && (() => hooks.onStep!({ epoch, optimizer: opt })),
+      });
+      if (!Number.isFinite(lastLoss)) {
+        throw new Error(
+          `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,
+        );
+      }
+      if (epoch === decayAfter) {
+        opt.disposeState();
+        opt = makeOptimizer(baseLr * 0.1);
+      }
+    }
+  } finally {
+    opt.disposeState();
+  }
+  return lastLoss;
+}
+
+/** Trains a fresh network (initialised from `gen`) on `train` and tests it (eval mode, final epoch). */
 export function trainAndTest(
   net: Network,
   train: TrainSet,
@@ -160,33 +250,10 @@ export function trainAndTest(
   gen: E.Generator,
 ): TrainResult {
   const state = net.init(gen);
-  const params = [...state.params.values()].map((p) => p.requiresGrad_());
-  const dsa = protocol.augment === 'none' ? null : new DSA({ strategy: protocol.augment });
-  const baseLr = train.lr ?? protocol.lr;
-  const makeOptimizer = (lr: number) =>
-    new E.SGD(params, { lr, momentum: protocol.momentum, weightDecay: protocol.weightDecay });
-  let opt = makeOptimizer(baseLr);
-  const decayAfter = Math.floor(protocol.epochs / 2) + 1;
-  let lastLoss = NaN;
-  for (let epoch = 0; epoch <= protocol.epochs; epoch++) {
-    lastLoss = trainEpoch(net, state, opt, train, {
-      batchSize: protocol.batchSize,
-      dsa,
-      gen,
-      precision: protocol.precision,
-    });
-    if (!Number.isFinite(lastLoss)) {
-      throw new Error(
-        `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,
-      );
-    }
-    if (epoch === decayAfter) {
-      opt.disposeState();
-      opt = makeOptimizer(baseLr * 0.1);
-    }
+  try {
+    const finalTrainLoss = trainNetwork(net, state, train, protocol, gen);
+    return { testAccuracy: accuracy(net, state, test), finalTrainLoss };
+  } finally {
+    for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
   }
-  const testAccuracy = accuracy(net, state, test);
-  opt.disposeState();
-  for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
-  return { testAccuracy, finalTrainLoss: lastLoss };
 }

@@ -1,4 +1,4 @@
-export { createNetwork, MODEL_SPECS, ModelSpecError, type Network } from './zoo.js';
+export { createNetwork, evaluationModel, MODEL_SPECS, ModelSpecError, type Network } from './zoo.js';
 export {
   castInput,
   castState,

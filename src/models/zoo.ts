@@ -21,6 +21,8 @@ export interface Network {
   readonly numClasses: number;
   /** Length of the feature vector embed() returns. */
   readonly featureDim: number;
+  /** Whether any layer is a batch norm (running statistics: buffers, train/eval behaviour differs). */
+  readonly hasBatchNorm: boolean;
   init(gen: E.Generator): NetState;
   forward(state: NetState, x: E.Tensor, o?: ForwardOptions): E.Tensor;
   /** Features before the final linear classifier. */
@@ -37,6 +39,7 @@ export class ModelSpecError extends Error {
 /** A sequential network whose last layer is the linear classifier. */
 class SequentialNet implements Network {
   readonly featureDim: number;
+  readonly hasBatchNorm: boolean;
 
   constructor(
     readonly spec: string,
@@ -46,6 +49,7 @@ class SequentialNet implements Network {
     private readonly classifier: Extract<Layer, { kind: 'linear' }>,
   ) {
     this.featureDim = classifier.fin;
+    this.hasBatchNorm = containsBatchNorm(features);
   }
 
   init(gen: E.Generator): NetState {
@@ -65,6 +69,14 @@ class SequentialNet implements Network {
   forward(state: NetState, x: E.Tensor, o: ForwardOptions = {}): E.Tensor {
     return runLayers([this.classifier], state, this.embed(state, x, o), o);
   }
+}
+
+function containsBatchNorm(layers: Layer[]): boolean {
+  return layers.some((l) =>
+    l.kind === 'norm'
+      ? l.norm === 'batch'
+      : l.kind === 'residual' && (containsBatchNorm(l.main) || containsBatchNorm(l.shortcut)),
+  );
 }
 
 /** Tracks the feature-map shape while layers are appended. */
@@ -346,4 +358,18 @@ export function createNetwork(spec: string, shape: [number, number, number], num
     default:
       throw new ModelSpecError(`unknown model '${spec}'. ${SPEC_HELP}`);
   }
+}
+
+/**
+ * The model the reference codes evaluate a set distilled with `spec` on, by default (their
+ * get_eval_pool with eval_mode 'S'): a batch-norm model is replaced by its instance-norm
+ * counterpart, "as the synthetic set is too small to measure BN hyper-parameters". The reference
+ * cuts the spec at 'BN' (ConvNetBN -> ConvNet, VGG11BN -> VGG11, ResNet18BN_AP -> ResNet18); for
+ * ConvNet specs the other tokens are kept (ConvNetW64BN -> ConvNetW64).
+ */
+export function evaluationModel(spec: string): string {
+  if (!createNetwork(spec, [3, 32, 32], 10).hasBatchNorm) return spec;
+  // No other ConvNet token contains 'BN', so removing it keeps the rest of the spec.
+  if (spec.startsWith('ConvNet')) return spec.replace('BN', '');
+  return spec.slice(0, spec.indexOf('BN'));
 }

@@ -44,11 +44,12 @@ export function renderReport(dir: string): string {
   const losses = metrics
     .filter((m) => typeof m.loss === 'number')
     .map((m) => [m.iteration as number, m.loss as number] as [number, number]);
-  const model = record.config.model;
+  const model = record.config.evalModel ?? record.config.model;
   const evals = metrics.filter((m) => m.eval) as {
     iteration: number;
     eval: Record<string, ScoreLike>;
     randomSubset?: Record<string, ScoreLike> | null;
+    protocol?: { epochs: number; augment: string; precision: string };
   }[];
   const acc = evals
     .filter((m) => m.eval[model])
@@ -74,7 +75,7 @@ export function renderReport(dir: string): string {
 <h2>Evaluation</h2>
 <table><tr><th>model</th><th>distilled set</th><th>random real subset, same size</th></tr>
 <tr><td>${esc(model)}</td><td>${fmt(last?.eval[model])}</td><td>${fmt(last?.randomSubset?.[model] ?? undefined)}</td></tr></table>
-<p>Protocol: ${record.config.evalEpochs} epochs${record.config.evalAugment ? ' with DSA augmentation' : ''}, SGD momentum 0.9, lr 0.01 decayed &times;0.1 halfway; test accuracy after the last epoch.</p>
+<p>Protocol: ${last?.protocol ? `${last.protocol.epochs} epochs, augmentation ${esc(last.protocol.augment)}, ${esc(last.protocol.precision)}` : 'not evaluated yet'}; SGD momentum 0.9, lr 0.01 (or the learned lr) decayed &times;0.1 halfway; test accuracy after the last epoch.</p>
 <h2>Loss</h2>
 ${svgChart(losses, `${record.config.method} matching loss`, (v) => v.toPrecision(3))}
 <h2>Accuracy over iterations</h2>

@@ -192,7 +192,7 @@ test('report: one self-contained HTML file with the loss curve, evaluation and i
   assert.equal(run.status, 0, run.stderr);
   assert.match(
     run.stdout,
-    /Test accuracy of ConvNetW32 trained on it \(1 network\(s\), 1 epochs, DSA, (float32|bfloat16)\): [\d.]+% \+- 0\.00/,
+    /Test accuracy of ConvNetW32 trained on it \(1 network\(s\), 1 epochs, augmentation color_crop_cutout_flip_scale_rotate, (float32|bfloat16)\): [\d.]+% \+- 0\.00/,
   );
   assert.match(run.stdout, /Random real subset, same size and protocol: +[\d.]+%/);
   const r = cli(['report', out]);
@@ -201,6 +201,7 @@ test('report: one self-contained HTML file with the loss curve, evaluation and i
   assert.match(html, /<polyline [^>]*points="[\d., ]+"/);
   assert.match(html, /<img alt="distilled images, one row per class" src="data:image\/png;base64,/);
   assert.match(html, /random real subset, same size/);
+  assert.match(html, /Protocol: 1 epochs, augmentation color_crop_cutout_flip_scale_rotate/);
   assert.doesNotMatch(html, /<script|https?:\/\//, 'no scripts, nothing fetched');
 });
 

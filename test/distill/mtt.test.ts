@@ -16,12 +16,17 @@ import { resolveConfig } from '../../src/distill/config.js';
 import { Distiller } from '../../src/distill/distiller.js';
 import { ExpertSet, expertEpochFile, trainExperts, type ExpertTraining } from '../../src/distill/experts.js';
 import {
-  constantMemoryGradients,
+  adjointGradients,
+  iterationProblem,
+  mtt,
+  teslaGradients,
   unrolledGradients,
   unrolledLoss,
   type TrajectoryProblem,
 } from '../../src/distill/methods/mtt.js';
 import { RunDir } from '../../src/distill/rundir.js';
+import { contextWithOptimizer } from '../../src/distill/method.js';
+import { SyntheticSet } from '../../src/distill/synthetic.js';
 import { createNetwork, flattenParams, paramLayout } from '../../src/models/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
@@ -77,11 +82,15 @@ test('experts: mismatched settings, model or dataset are refused with the reason
   assert.deepEqual(new ExpertSet(expertsDir, ds, 'ConvNetW8').complete, [0, 1]);
 });
 
-/** A tiny float64 problem: 3 student steps on minibatches, with DSA draws fixed; hard or learnable soft labels. */
+/**
+ * A tiny float64 problem: 3 student steps on minibatches, with DSA draws fixed. The images are a
+ * differentiable function of a learnable tensor (as a factorised parameterization decodes them), and
+ * learned labels are the softmax of learnable logits.
+ */
 function tinyProblem(
   withDsa: boolean,
-  softLabels = false,
-): { problem: TrajectoryProblem; images: E.Tensor; lr: E.Tensor } {
+  learnedLabels = false,
+): { problem: TrajectoryProblem; wrt: E.Tensor[]; names: string[] } {
   const gen = new E.Generator(9);
   const net = createNetwork('ConvNetW4D1', [1, 6, 6], 3);
   const toDouble = (s: ReturnType<typeof net.init>) => ({
@@ -90,54 +99,64 @@ function tinyProblem(
   });
   const start = flattenParams(toDouble(net.init(gen)));
   const target = start.add(E.randn(start.shape, { dtype: 'float64', generator: gen }).mul(0.05));
-  const images = E.randn([6, 1, 6, 6], { dtype: 'float64', generator: gen }).requiresGrad_();
+  const code = E.randn([6, 1, 6, 6], { dtype: 'float64', generator: gen }).requiresGrad_();
+  const images = code.tanh().mul(2); // decoded: shared by every step's graph
   const lr = E.tensor(0.05, { dtype: 'float64', shape: [] }).requiresGrad_();
   const dsa = withDsa ? new DSA({ strategy: 'color_scale' }) : null;
   const steps = [0, 1, 2].map(() => {
     const indices = E.randperm(6, { generator: gen }).narrow(0, 0, 4);
     return { indices, draws: dsa ? dsa.sample(4, gen, { sharedGroup: true }) : null };
   });
+  const logits = E.randn([6, 3], { dtype: 'float64', generator: gen }).requiresGrad_();
   const problem: TrajectoryProblem = {
     net,
     layout: paramLayout(toDouble(net.init(new E.Generator(0)))),
     start,
     target,
     images,
-    labels: softLabels
-      ? E.nn.softmax(E.randn([6, 3], { dtype: 'float64', generator: gen }), 1).requiresGrad_()
-      : E.tensor([0, 1, 2, 0, 1, 2], { dtype: 'int64' }),
+    labels: learnedLabels ? E.nn.softmax(logits, 1) : E.tensor([0, 1, 2, 0, 1, 2], { dtype: 'int64' }),
     lr,
     steps,
     dsa,
   };
-  return { problem, images, lr };
+  return learnedLabels
+    ? { problem, wrt: [code, logits, lr], names: ['image code', 'label logits', 'lr'] }
+    : { problem, wrt: [code, lr], names: ['image code', 'lr'] };
 }
 
-for (const [withDsa, soft] of [
+for (const [withDsa, learned] of [
   [false, false],
   [true, false],
   [true, true],
 ]) {
-  const what = [withDsa ? 'DSA' : '', soft ? 'learned soft labels' : ''].filter(Boolean).join(', ');
-  test(`MTT's unrolled gradient equals finite differences and TESLA's equals MTT's (float64${what ? `, ${what}` : ''})`, () => {
-    const { problem, images, lr } = tinyProblem(withDsa, soft);
-    const wrt = soft ? [images, problem.labels, lr] : [images, lr];
-    const names = soft ? ['image', 'label', 'lr'] : ['image', 'lr'];
-    const check = E.gradcheck(
-      (...x) =>
-        unrolledLoss({ ...problem, images: x[0], labels: soft ? x[1] : problem.labels, lr: x[x.length - 1] }),
-      wrt,
-    );
+  const what = [withDsa ? 'DSA' : '', learned ? 'learned label logits' : ''].filter(Boolean).join(', ');
+  test(`MTT: unrolled gradient = finite differences = adjoint gradient, through a decoder (float64${what ? `, ${what}` : ''})`, () => {
+    const { problem, wrt, names } = tinyProblem(withDsa, learned);
+    const rebuild = (x: E.Tensor[]): TrajectoryProblem => ({
+      ...problem,
+      images: x[0].tanh().mul(2),
+      labels: learned ? E.nn.softmax(x[1], 1) : problem.labels,
+      lr: x[x.length - 1],
+    });
+    const check = E.gradcheck((...x) => unrolledLoss(rebuild(x)), wrt);
     assert.ok(check.relError < 1e-5, `MTT vs finite differences: relative error ${check.relError}`);
-    const mtt = unrolledGradients(problem, wrt);
-    const tesla = constantMemoryGradients(problem, wrt);
-    assert.ok(Math.abs(mtt.loss - tesla.loss) < 1e-12, 'same loss');
-    mtt.grads.forEach((g, i) => {
-      const diff = g.sub(tesla.grads[i]).abs().max().item();
+    // Each gradient decodes afresh (as a method step does); the adjoint differentiates the decoder
+    // graph once per student step, so it must keep that graph between steps.
+    const unrolled = unrolledGradients(rebuild(wrt), wrt);
+    const adjoint = adjointGradients(rebuild(wrt), wrt);
+    assert.ok(Math.abs(unrolled.loss - adjoint.loss) < 1e-12, 'same loss');
+    unrolled.grads.forEach((g, i) => {
+      const diff = g.sub(adjoint.grads[i]).abs().max().item();
       const scale = g.abs().max().item();
       assert.ok(scale > 0, `${names[i]} gradient is not zero`);
       assert.ok(diff <= 1e-6 * scale, `${names[i]} gradient: ${diff} (scale ${scale})`);
     });
+    // TESLA's published gradient drops the Hessian terms: the same loss, a different gradient.
+    const tesla = teslaGradients(rebuild(wrt), wrt);
+    assert.ok(Math.abs(unrolled.loss - tesla.loss) < 1e-12, 'TESLA reports the same loss');
+    const cosine = (a: E.Tensor, b: E.Tensor) => a.mul(b).sum().div(a.norm().mul(b.norm())).item();
+    const c = cosine(unrolled.grads[0], tesla.grads[0]);
+    assert.ok(c > 0.5 && c < 0.99999, `image-gradient cosine TESLA vs exact: ${c}`);
   });
 }
 
@@ -179,8 +198,63 @@ test('MTT and TESLA distill through the Distiller; the learned lr moves and land
       artifact.lr !== null && artifact.lr !== Math.fround(0.01),
       `${method}: learned lr ${artifact.lr}`,
     );
-    assert.equal(artifact.meta.labels, method === 'tesla' ? 'soft' : 'hard');
+    assert.equal(artifact.meta.labels, 'hard', 'hard labels by default, as both references');
   }
+});
+
+test("TESLA's teacher labels: recomputed each iteration from the target expert, soft in the artifact", async () => {
+  const out = join(tempDir('tesla-teacher'), 'run');
+  await distill('tesla', out, undefined, { softLabels: 'teacher' });
+  const { labels, meta } = loadArtifact(join(out, 'artifact'));
+  assert.equal(meta.labels, 'soft');
+  assert.ok(labels.sum(1).sub(1).abs().max().item() < 1e-5, 'rows are probabilities');
+});
+
+test("MTT's adjoint option runs the exact gradient through the Distiller: it lands where unrolled MTT does, TESLA does not", async () => {
+  const images = async (method: string, extra: Record<string, unknown>) => {
+    const out = join(tempDir(`${method}-option`), 'run');
+    await distill(method, out, undefined, extra);
+    return loadArtifact(join(out, 'artifact')).images;
+  };
+  const unrolled = await images('mtt', {});
+  const adjoint = await images('mtt', { gradient: 'adjoint' });
+  const tesla = await images('tesla', {});
+  const gap = (a: E.Tensor) => a.sub(unrolled).abs().max().item();
+  // float32 rounding (amplified by the image lr of 100 over 4 iterations) against a different gradient.
+  assert.ok(gap(adjoint) < 0.1 * gap(tesla), `adjoint ${gap(adjoint)} vs TESLA ${gap(tesla)} from unrolled`);
+});
+
+test("the learned lr takes the known first step: lr - lrLr * dL/dlr (PyTorch's momentum buffer starts at the gradient)", () => {
+  const ds = loadDataset(data);
+  const config = mtt.schema.parse({
+    experts: expertsDir,
+    synSteps: 3,
+    expertEpochs: 1,
+    maxStartEpoch: 2,
+    lrLr: 1e-3,
+  });
+  const gen = new E.Generator(5);
+  const synthetic = SyntheticSet.create(ds, 2, 'real', gen);
+  // Image lr 0: the images stay as they were, so the iteration can be replayed.
+  const ctx = contextWithOptimizer(
+    { dataset: ds, synthetic, gen, model: 'ConvNetW8' },
+    new E.SGD(synthetic.learnable, { lr: 0 }),
+  );
+  mtt.init?.(ctx, config);
+  const lr0 = (synthetic.lr as E.Tensor).item();
+  const snapshot = gen.getState();
+  mtt.step(ctx, config, 0);
+  const lr1 = (synthetic.lr as E.Tensor).item();
+  // The same iteration from the same stream, at the initial lr: its exact lr gradient.
+  synthetic.setLr(E.tensor(lr0, { shape: [] }).requiresGrad_());
+  const replay = new E.Generator(0);
+  replay.setState(snapshot);
+  const problem = iterationProblem({ ...ctx, gen: replay }, config);
+  const g = unrolledGradients(problem, [problem.lr]).grads[0].item();
+  assert.ok(Math.abs(g) > 1e-4, `a gradient to follow (${g})`);
+  const expected = lr0 - 1e-3 * g;
+  assert.ok(Math.abs(lr1 - expected) <= 1e-6 * Math.abs(lr0), `lr ${lr0} -> ${lr1}, expected ${expected}`);
+  assert.ok(Math.sign(lr1 - lr0) === -Math.sign(g), 'it moves against the gradient');
 });
 
 test('an MTT run stopped after a checkpoint resumes to the same images, lr and lr momentum', async () => {
@@ -197,8 +271,8 @@ test('an MTT run stopped after a checkpoint resumes to the same images, lr and l
     assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
 });
 
-test('TESLA with learned soft labels: the labels move, and a resumed run ends identical (labels, their momentum)', async () => {
-  const learn = { learnLabels: true, lrLabels: 1 };
+test('learned soft labels (logits): they move, stay on the simplex, and a resumed run ends identical', async () => {
+  const learn = { softLabels: 'fixed', learnLabels: true, lrLabels: 1 };
   const full = join(tempDir('tesla-labels-full'), 'run');
   await distill('tesla', full, undefined, learn);
   const part = join(tempDir('tesla-labels-part'), 'run');
@@ -207,12 +281,16 @@ test('TESLA with learned soft labels: the labels move, and a resumed run ends id
   await new Distiller(config, new RunDir(part)).run({ resume: true });
   const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
   const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
-  for (const key of ['images', 'labels', 'lr', 'method.lrMomentum', 'method.labelMomentum'])
+  for (const key of ['images', 'labelLogits', 'lr', 'method.lrMomentum', 'method.labelMomentum'])
     assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
-  // The labels the artifact holds are no longer the teacher's probabilities: rows no longer sum to 1.
-  const labels = loadArtifact(join(full, 'artifact')).labels;
-  const rowSums = labels.sum(1);
-  assert.ok(rowSums.sub(1).abs().max().item() > 1e-6, 'the labels were learned');
+  // The artifact holds probabilities (softmax of the logits), and they differ from the fixed expert labels.
+  const learned = loadArtifact(join(full, 'artifact')).labels;
+  assert.ok(learned.sum(1).sub(1).abs().max().item() < 1e-5, 'rows sum to 1');
+  assert.ok(learned.min().item() >= 0, 'no negative probabilities');
+  const fixed = join(tempDir('tesla-labels-fixed'), 'run');
+  await distill('tesla', fixed, undefined, { softLabels: 'fixed' });
+  const kept = loadArtifact(join(fixed, 'artifact')).labels;
+  assert.ok(learned.sub(kept).abs().max().item() > 1e-4, 'the labels were learned');
   assert.throws(
     () =>
       resolveConfig({
@@ -220,7 +298,16 @@ test('TESLA with learned soft labels: the labels move, and a resumed run ends id
         method: 'mtt',
         methodConfig: { experts: expertsDir, learnLabels: true },
       }),
-    /learnLabels needs softLabels/,
+    /learnLabels needs softLabels: 'fixed'/,
+  );
+  assert.throws(
+    () =>
+      resolveConfig({
+        dataset: data,
+        method: 'tesla',
+        methodConfig: { experts: expertsDir, gradient: 'adjoint' },
+      }),
+    /gradient/,
   );
 });
 
@@ -255,7 +342,7 @@ test('CLI: `experts` then `distill --method tesla --experts DIR`; a model the ex
     '0',
     '--json',
     '--set',
-    'methodConfig.maxStartEpoch=0',
+    'methodConfig.maxStartEpoch=1',
     'methodConfig.expertEpochs=1',
   ]);
   const out = join(tempDir('tesla-cli'), 'run');

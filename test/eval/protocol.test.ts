@@ -48,7 +48,7 @@ test('bfloat16 mixed precision: float32 weights move like a float32 step; determ
     const before = [...state.params.values()].map((p) => p.detach().clone());
     const params = [...state.params.values()].map((p) => p.requiresGrad_());
     const opt = new E.SGD(params, { lr: 0.01 });
-    const o = { batchSize: 256, dsa: null, gen: new E.Generator(6), precision };
+    const o = { batchSize: 256, augment: null, gen: new E.Generator(6), precision };
     trainEpoch(net, state, opt, ds.train, o);
     assert.ok(
       params.every((p) => p.dtype === 'float32'),

@@ -158,12 +158,12 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       process.exitCode = 130;
       return;
     }
-    const model = config.model;
+    const { model, protocol } = r.evaluation;
     const fmt = (s: { mean: number; std: number } | undefined) =>
       s ? `${pct(s.mean)}% +- ${pct(s.std)}` : 'not evaluated';
     const lines = [
       `Distilled set: ${r.artifact}`,
-      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${config.evalEpochs} epochs${config.evalAugment ? ', DSA' : ''}, ${config.evalPrecision}): ${fmt(r.final?.[model])}`,
+      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${protocol.epochs} epochs, augmentation ${protocol.augment}, ${protocol.precision}): ${fmt(r.final?.[model])}`,
     ];
     if (r.randomSubset)
       lines.push(`Random real subset, same size and protocol:   ${fmt(r.randomSubset[model])}`);

@@ -8,10 +8,8 @@ import {
   fullDataBaseline,
   randomSubsetBaseline,
   type Score,
-  type TrainingPrecision,
 } from '../../eval/index.js';
-import { precisionOption } from '../../distill/precision.js';
-import { createReporter, pct, UsageError } from '../output.js';
+import { createReporter, parsePrecision, pct } from '../output.js';
 
 export interface EvalCommandOptions {
   models?: string;
@@ -24,12 +22,6 @@ export interface EvalCommandOptions {
   seed: number;
   dataDir?: string;
   json?: boolean;
-}
-
-function parsePrecision(p: string): TrainingPrecision {
-  const parsed = precisionOption('float32').safeParse(p);
-  if (!parsed.success) throw new UsageError(`--precision: expected float32, bfloat16 or auto, got '${p}'`);
-  return parsed.data;
 }
 
 function fmt(s: Score | undefined): string {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadDataset } from '../../data/registry.js';
 import { ExpertError, trainExperts } from '../../distill/experts.js';
 import { createNetwork, ModelSpecError } from '../../models/index.js';
-import { createReporter, UsageError } from '../output.js';
+import { createReporter, parsePrecision, UsageError } from '../output.js';
 
 export interface ExpertsCommandOptions {
   dataset: string;
@@ -18,11 +18,14 @@ export interface ExpertsCommandOptions {
   dataDir?: string;
   /** ZCA whitening eps (the trajectories then only fit runs with the same --zca). */
   zca?: number;
+  /** float32 | bfloat16 | auto (see `distillery experts --help`). */
+  precision: string;
   json?: boolean;
 }
 
 export function expertsCommand(o: ExpertsCommandOptions): string {
   const out = createReporter(o.json ?? false);
+  parsePrecision(o.precision); // a bad value fails before the dataset loads
   const dataset = loadDataset(o.dataset, { dataDir: o.dataDir, zca: o.zca ?? null });
   try {
     createNetwork(o.model, dataset.imageShape, dataset.numClasses);
@@ -48,6 +51,7 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
         batchSize: o.batch,
         augment: o.augment,
         seed: o.seed,
+        precision: parsePrecision(o.precision),
       },
       {
         onStart: ({ total, done }) => {

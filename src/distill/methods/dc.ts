@@ -213,8 +213,8 @@ function gradientMatching(o: {
 
     step(ctx: MethodContext, config: GradientMatchingConfig): StepResult {
       const { dataset, synthetic, gen, model } = ctx;
-      if (synthetic.labels.requiresGrad)
-        throw new Error(`${o.name}: learnable labels are not supported (gradient matching uses hard labels)`);
+      if (synthetic.labelForm !== 'hard')
+        throw new Error(`${o.name}: soft labels are not supported (gradient matching uses hard labels)`);
       const loops = loopsForIpc(synthetic.ipc);
       const outerLoop = config.outerLoop ?? loops.outerLoop;
       const innerLoop = config.innerLoop ?? loops.innerLoop;
@@ -245,7 +245,7 @@ function gradientMatching(o: {
             const { images, labels } = synthetic.decode();
             const train = { images: images.detach(), labels: labels.detach() };
             for (let e = 0; e < innerLoop; e++)
-              trainEpoch(net, state, opt, train, { batchSize: config.batchTrain, dsa, gen });
+              trainEpoch(net, state, opt, train, { batchSize: config.batchTrain, augment: dsa, gen });
           });
         }
       } finally {

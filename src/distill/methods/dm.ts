@@ -11,10 +11,10 @@
 // the matching loss's scale (see docs/benchmarks.md, DM speed).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy } from '../../augment/index.js';
+import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
-import { precisionOption } from '../precision.js';
+import { precisionOption, type RealDtype } from '../precision.js';
 
 const schema = z
   .object({
@@ -70,6 +70,40 @@ function lowPrecisionEmbed(net: Network, state: NetState, dtype: E.DType): (x: E
   return (x) => net.embed(low, castInput(x, dtype), { train: true }).float();
 }
 
+export interface DMProblem {
+  net: Network;
+  state: NetState;
+  classes: number;
+  /** Real images, `perClass` of each class in class order. */
+  real: E.Tensor;
+  perClass: number;
+  /** Synthetic images (differentiable), `ipc` of each class in class order. */
+  syn: E.Tensor;
+  ipc: number;
+  /** One Siamese DSA draw per class (shared by its real and synthetic images), or null. */
+  draws: SegmentParams[] | null;
+  dsa: DSA | null;
+  /** Precision of the no-grad real pass (see the top of this file). */
+  realDtype: RealDtype;
+  /** Real images per no-grad forward (batch-norm networks take all classes in one batch). */
+  realChunk: number;
+}
+
+/** sum_c || mean f(A_c(real_c)) - mean f(A_c(syn_c)) ||^2, differentiable in syn. */
+export function distributionMatchingLoss(p: DMProblem): E.Tensor {
+  const sizes = (n: number) => new Array<number>(p.classes).fill(n);
+  const realAug = p.draws && p.dsa ? p.dsa.apply(p.real, p.draws, sizes(p.perClass)) : p.real;
+  const embed = (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
+  const realMean = E.noGrad(() => {
+    const embedReal = p.realDtype === 'bfloat16' ? lowPrecisionEmbed(p.net, p.state, 'bfloat16') : embed;
+    const chunk = p.net.hasBatchNorm ? Infinity : p.realChunk;
+    return meanEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
+  });
+  const synAug = p.draws && p.dsa ? p.dsa.apply(p.syn, p.draws, sizes(p.ipc)) : p.syn;
+  const synMean = embed(synAug).reshape(p.classes, p.ipc, -1).mean(1);
+  return realMean.sub(synMean).square().sum();
+}
+
 export const dm: Method<DMConfig> = {
   name: 'dm',
   family: 'distribution matching',
@@ -83,14 +117,12 @@ export const dm: Method<DMConfig> = {
 
   step({ dataset, synthetic, gen, model, update }: MethodContext, config: DMConfig): StepResult {
     const k = dataset.numClasses;
-    const ipc = synthetic.ipc;
     const net = createNetwork(model, dataset.imageShape, k);
     const drawn = net.init(gen);
     // With a bfloat16 real pass both sides use the same network, its weights rounded to bfloat16 (a random
     // network either way): the real and synthetic embeddings then differ only by the rounding of activations,
     // not by a systematic mismatch of networks that the matching would try to fit.
     const state = config.realDtype === 'bfloat16' ? roundedState(drawn, 'bfloat16') : drawn;
-    const batchNorm = model.includes('BN');
     // Like the reference (a permutation of the class, first n), a class smaller than batchReal gives all it has;
     // every class gives the same number so the batch stays one tensor.
     const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
@@ -101,18 +133,19 @@ export const dm: Method<DMConfig> = {
       return E.tidy(() => {
         const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
         const draws = dsa?.sample(k, gen) ?? null;
-        const realAug =
-          draws && dsa ? dsa.apply(real.images, draws, new Array<number>(k).fill(batchReal)) : real.images;
-        const embed = (x: E.Tensor) => net.embed(state, x, { train: true });
-        const realMean = E.noGrad(() => {
-          const embedReal =
-            config.realDtype === 'bfloat16' ? lowPrecisionEmbed(net, state, 'bfloat16') : embed;
-          return meanEmbeddings(embedReal, realAug, k, batchReal, batchNorm ? Infinity : config.realChunk);
+        const loss = distributionMatchingLoss({
+          net,
+          state,
+          classes: k,
+          real: real.images,
+          perClass: batchReal,
+          syn: synthetic.decode().images,
+          ipc: synthetic.ipc,
+          draws,
+          dsa,
+          realDtype: config.realDtype,
+          realChunk: config.realChunk,
         });
-        const { images } = synthetic.decode();
-        const synAug = draws && dsa ? dsa.apply(images, draws, new Array<number>(k).fill(ipc)) : images;
-        const synMean = embed(synAug).reshape(k, ipc, -1).mean(1);
-        const loss = realMean.sub(synMean).square().sum();
         const value = loss.item();
         update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
         return { loss: value };

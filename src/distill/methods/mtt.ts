@@ -1,20 +1,32 @@
 // Trajectory matching: MTT (Cazenavette et al. 2022; reference
-// GeorgeCazenavette/mtt-distillation distill.py) and TESLA (Cui et al. 2023).
-// Each iteration: an expert and a start epoch s; the student starts at the
-// expert's theta_s and takes synSteps SGD steps on minibatches of S with the
-// learnable learning rate; the loss is
-//   L = ||theta_student - theta_{s+E}||^2 / ||theta_s - theta_{s+E}||^2
-// and its gradient updates the images (the run's optimizer) and the learning
-// rate (SGD lrLr, momentum 0.5, state in ctx.state).
+// GeorgeCazenavette/mtt-distillation distill.py) and TESLA (Cui et al. 2023; reference
+// justincui03/tesla distill.py). Each iteration: an expert and a start epoch s uniform in
+// [0, maxStartEpoch - 1] (np.random.randint(0, max_start_epoch)); the student starts at the
+// expert's theta_s and takes synSteps SGD steps on minibatches of S with the learnable
+// learning rate lr; the loss is
+//   L = ||theta_T - theta_{s+E}||^2 / ||theta_s - theta_{s+E}||^2.
+// Its gradient updates the images (the run's optimizer) and lr (SGD lrLr, momentum 0.5).
 //
-// MTT differentiates the unrolled graph (memory grows with synSteps). TESLA
-// computes the same gradient with memory constant in synSteps: it keeps only the
-// parameter vectors of the forward pass and runs the adjoint backwards,
-// recomputing one step's graph at a time:
-//   lambda_T = dL/dtheta_T;  for t = T-1..0, with g_t = grad CE(theta_t; X_t):
-//   dL/dlr += -<g_t, lambda_{t+1}>,  dL/dX_t += -lr d<g_t, lambda_{t+1}>/dX_t,
-//   lambda_t = lambda_{t+1} - lr H_t lambda_{t+1}
-// TESLA also starts from soft labels: an expert's predicted class probabilities.
+// What each computes (all tested against fixtures from the reference code):
+// - mtt, gradient 'unrolled' (default, the reference): the exact gradient through the unrolled
+//   student graph; activation memory grows with synSteps.
+// - mtt, gradient 'adjoint': the same exact gradient with memory constant in synSteps (only the
+//   T+1 parameter vectors are kept): lambda_T = dL/dtheta_T; for t = T-1..0, g_t = grad CE(theta_t; X_t):
+//     dL/dlr += -<g_t, lambda_{t+1}>,  dL/dX_t += -lr d<g_t, lambda_{t+1}>/dX_t,
+//     lambda_t = lambda_{t+1} - lr H_t lambda_{t+1}          (Hessian-vector products).
+// - tesla: TESLA's published gradient, which drops the Hessian terms. With G = sum_t g_t (each g_t
+//   taken at the forward pass's theta_t, held fixed) and D = ||theta_s - theta_{s+E}||^2:
+//     dL/dX_t = 1/D d<lr (theta_{s+E} - theta_s) + lr^2 G, g_t(theta_t, X_t)>/dX_t
+//     dL/dlr  = 2/D <theta_s - lr G - theta_{s+E}, -G>          (the g_t as constants)
+//   The derivative of L with the g_t's dependence on X_t alone has 2/D in the first line; the
+//   reference writes `2 * torch.autograd.grad(...)`, which repeats a tuple instead of doubling it, so
+//   its image gradient carries 1/D, and its published image learning rates were tuned with that.
+//   We follow the code. Cheaper than exact MTT per step (no Hessian-vector product), constant
+//   activation memory.
+// Labels: hard (default), TESLA's teacher labels ('teacher': the sampled target parameters' class
+// probabilities on the current images, recomputed every iteration; the reference's --teacher_label),
+// or soft labels fixed at init from an expert's final epoch ('fixed'), optionally learned as
+// logits (learnLabels, softmax as DATM does) with their own SGD.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
@@ -23,19 +35,30 @@ import { createNetwork, unflattenParams, type Network, type ParamLayout } from '
 import { ExpertSet } from '../experts.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 
-function makeSchema(teslaDefaults: boolean) {
+export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
+export type TrajectoryGradient = (typeof TRAJECTORY_GRADIENTS)[number];
+
+function makeSchema(method: 'mtt' | 'tesla') {
+  // mtt: 'unrolled' (backpropagation through the student graph) or 'adjoint' (the same gradient in
+  // constant memory); tesla: TESLA's own gradient.
+  const gradients = (method === 'mtt' ? ['unrolled', 'adjoint'] : ['tesla']) as [
+    TrajectoryGradient,
+    ...TrajectoryGradient[],
+  ];
   return z
     .object({
       /** Directory of expert trajectories (`distillery experts`). */
       experts: z.string({
         required_error: 'set methodConfig.experts to a directory made by `distillery experts`',
       }),
+      /** How the gradient is computed (see the top of this file). */
+      gradient: z.enum(gradients).default(gradients[0]),
       /** Student SGD steps per iteration. */
       synSteps: z.number().int().positive().default(20),
       /** Expert epochs the student must cover (target = start + expertEpochs). */
-      expertEpochs: z.number().int().positive().default(2),
-      /** Largest start epoch (inclusive); at most the trajectories' epochs - expertEpochs. */
-      maxStartEpoch: z.number().int().nonnegative().default(20),
+      expertEpochs: z.number().int().positive().default(3),
+      /** Start epochs are drawn from [0, maxStartEpoch - 1], as np.random.randint(0, max_start_epoch). */
+      maxStartEpoch: z.number().int().positive().default(25),
       /** Synthetic images per student step; default: all of them. */
       batchSyn: z.number().int().positive().optional(),
       /** Initial learnable learning rate of the student. */
@@ -45,22 +68,27 @@ function makeSchema(teslaDefaults: boolean) {
       /** DSA on the student's batches (one group per batch, per-image parameters). */
       dsa: z.boolean().default(true),
       dsaStrategy: z.string().optional(),
-      /** Start from soft labels: an expert's predicted probabilities (TESLA). */
-      softLabels: z.boolean().default(teslaDefaults),
-      /** Learn the soft labels too (needs softLabels), by their own SGD (lrLabels, momentum 0.5). */
+      /**
+       * 'off': hard labels (the references' default). 'teacher': TESLA's teacher labels, recomputed every
+       * iteration from the sampled target parameters on the current images. 'fixed': soft labels computed
+       * once at init from a random expert's final epoch.
+       */
+      softLabels: z.enum(['off', 'teacher', 'fixed']).default('off'),
+      /** Learn the 'fixed' soft labels as logits (softmax), by their own SGD (lrLabels, momentum 0.5). */
       learnLabels: z.boolean().default(false),
       lrLabels: z.number().positive().default(10),
     })
     .strict()
-    .refine((c) => !c.learnLabels || c.softLabels, {
-      message: 'learnLabels needs softLabels: true (hard class labels cannot be learned)',
+    .refine((c) => !c.learnLabels || c.softLabels === 'fixed', {
+      message:
+        "learnLabels needs softLabels: 'fixed' (hard labels and per-iteration teacher labels are not learned)",
       path: ['learnLabels'],
     });
 }
 
 export type TrajectoryConfig = z.infer<ReturnType<typeof makeSchema>>;
 
-/** One student step's randomness, recorded so TESLA can recompute the step exactly. */
+/** One student step's randomness, recorded so a gradient can recompute the step exactly. */
 export interface StudentStep {
   indices: E.Tensor;
   draws: SegmentParams[] | null;
@@ -81,6 +109,12 @@ export interface TrajectoryProblem {
   dsa: DSA | null;
 }
 
+export interface TrajectoryGradients {
+  loss: number;
+  /** One per tensor of `wrt`, in order. */
+  grads: E.Tensor[];
+}
+
 function studentLoss(p: TrajectoryProblem, theta: E.Tensor, step: StudentStep): E.Tensor {
   let x = p.images.indexSelect(0, step.indices);
   if (p.dsa && step.draws) x = p.dsa.apply(x, step.draws, new Array<number>(step.draws.length).fill(1));
@@ -88,9 +122,12 @@ function studentLoss(p: TrajectoryProblem, theta: E.Tensor, step: StudentStep): 
   return E.nn.crossEntropy(logits, p.labels.indexSelect(0, step.indices));
 }
 
+function distanceScale(p: TrajectoryProblem): E.Tensor {
+  return E.noGrad(() => p.start.sub(p.target).square().sum());
+}
+
 function matchingLoss(final: E.Tensor, p: TrajectoryProblem): E.Tensor {
-  const denom = E.noGrad(() => p.start.sub(p.target).square().sum());
-  return final.sub(p.target).square().sum().div(denom);
+  return final.sub(p.target).square().sum().div(distanceScale(p));
 }
 
 /** MTT's loss with the whole unrolled student graph (differentiable in images, labels and lr). */
@@ -103,11 +140,8 @@ export function unrolledLoss(p: TrajectoryProblem): E.Tensor {
   return matchingLoss(theta, p);
 }
 
-/** MTT: the loss and its gradients with respect to `wrt`, through the unrolled graph. */
-export function unrolledGradients(
-  p: TrajectoryProblem,
-  wrt: E.Tensor[],
-): { loss: number; grads: E.Tensor[] } {
+/** MTT (gradient 'unrolled'): the loss and its gradients with respect to `wrt`, through the unrolled graph. */
+export function unrolledGradients(p: TrajectoryProblem, wrt: E.Tensor[]): TrajectoryGradients {
   return E.tidy(() => {
     const loss = unrolledLoss(p);
     const grads = E.grad(loss, wrt, { allowUnused: true }).map((g, i) => g ?? E.zerosLike(wrt[i]));
@@ -115,55 +149,133 @@ export function unrolledGradients(
   });
 }
 
-/** TESLA: the same gradients with one step's graph alive at a time (adjoint, recomputing each step). */
-export function constantMemoryGradients(
-  p: TrajectoryProblem,
-  wrt: E.Tensor[],
-): { loss: number; grads: E.Tensor[] } {
+/**
+ * The student's forward pass without graphs: the parameter vectors theta_0..theta_T (at the
+ * learning rate's current value) and the sum of the step gradients.
+ */
+function studentForward(p: TrajectoryProblem): { thetas: E.Tensor[]; gradSum: E.Tensor } {
+  const thetas: E.Tensor[] = [p.start.detach()];
+  const lr = p.lr.detach();
+  let gradSum = E.zerosLike(p.start);
+  const constants = { ...p, images: p.images.detach(), labels: p.labels.detach() };
+  for (const step of p.steps) {
+    const theta = thetas[thetas.length - 1];
+    const { next, sum } = E.tidy(() => {
+      const leaf = theta.detach().requiresGrad_();
+      const [g] = E.grad(studentLoss(constants, leaf, step), [leaf]);
+      return { next: theta.sub(g.mul(lr)), sum: gradSum.add(g) };
+    });
+    gradSum.dispose();
+    gradSum = sum;
+    thetas.push(next);
+  }
+  return { thetas, gradSum };
+}
+
+/** Splits `wrt` into the learning rate (index or -1) and the others (images, labels, decoder tensors). */
+function splitLr(p: TrajectoryProblem, wrt: E.Tensor[]): { lrIndex: number; others: E.Tensor[] } {
+  const lrIndex = wrt.indexOf(p.lr);
+  return { lrIndex, others: wrt.filter((_, i) => i !== lrIndex) };
+}
+
+/** Per-tensor gradients of `value` with respect to `others`, retained graph (images may share a decoder graph). */
+function gradientsOf(value: E.Tensor, others: E.Tensor[]): (E.Tensor | null)[] {
+  return others.length ? E.grad(value, others, { allowUnused: true, retainGraph: true }) : [];
+}
+
+/** Adds `parts` (per `wrt` entry; null = nothing) into `sums`, disposing what it replaces. */
+function accumulate(sums: E.Tensor[], parts: (E.Tensor | null)[]): E.Tensor[] {
+  return sums.map((acc, i) => {
+    const part = parts[i];
+    if (!part) return acc;
+    const next = acc.add(part);
+    acc.dispose();
+    part.dispose();
+    return next;
+  });
+}
+
+/** MTT (gradient 'adjoint'): the exact gradient with one step's graph alive at a time. */
+export function adjointGradients(p: TrajectoryProblem, wrt: E.Tensor[]): TrajectoryGradients {
   return E.tidy(() => {
-    // Forward without graphs: keep the parameter vectors only.
-    const thetas: E.Tensor[] = [p.start.detach()];
+    const { thetas } = studentForward(p);
     const lr = p.lr.detach();
-    for (const step of p.steps) {
-      const theta = thetas[thetas.length - 1];
-      const next = E.tidy(() => {
-        const leaf = theta.detach().requiresGrad_();
-        const constants = { ...p, images: p.images.detach(), labels: p.labels.detach() };
-        const [g] = E.grad(studentLoss(constants, leaf, step), [leaf]);
-        return theta.sub(g.mul(lr));
-      });
-      thetas.push(next);
-    }
     const final = thetas[thetas.length - 1].detach().requiresGrad_();
     const loss = matchingLoss(final, p);
     let lambda = E.grad(loss, [final])[0];
-    const lrIndex = wrt.indexOf(p.lr);
-    const others = wrt.filter((_, i) => i !== lrIndex);
+    const { lrIndex, others } = splitLr(p, wrt);
     let sums = wrt.map((t) => E.zerosLike(t));
     for (let t = p.steps.length - 1; t >= 0; t--) {
       const lam = lambda;
       // Step t transposed against lambda_{t+1}: theta_{t+1} = theta_t - lr g_t(theta_t, X_t).
-      const { next, contributions } = E.tidy(() => {
+      const { next, parts } = E.tidy(() => {
         const leaf = thetas[t].detach().requiresGrad_();
         const [g] = E.grad(studentLoss(p, leaf, p.steps[t]), [leaf], { createGraph: true });
         const inner = g.mul(lam).sum();
-        const [hvp, ...rest] = E.grad(inner, [leaf, ...others], { allowUnused: true });
+        const [hvp] = E.grad(inner, [leaf], { allowUnused: true, retainGraph: true });
+        const rest = gradientsOf(inner, others);
         let k = 0;
-        const contributions = wrt.map((w, i) => {
+        const parts = wrt.map((_, i) => {
           if (i === lrIndex) return inner.detach().neg();
           const r = rest[k++];
-          return r ? r.mul(lr).neg() : E.zerosLike(w);
+          return r ? r.mul(lr).neg() : null;
         });
-        return { next: hvp ? lam.sub(hvp.mul(lr)) : lam.clone(), contributions };
+        return { next: hvp ? lam.sub(hvp.mul(lr)) : lam.clone(), parts };
       });
-      const updated = sums.map((acc, i) => acc.add(contributions[i]));
-      for (const old of [...sums, ...contributions, lam, thetas[t + 1]]) old.dispose();
-      sums = updated;
+      sums = accumulate(sums, parts);
+      lam.dispose();
+      thetas[t + 1].dispose();
       lambda = next;
     }
     return { loss: loss.item(), grads: sums };
   });
 }
+
+/** TESLA: the published gradient (no Hessian terms; see the top of this file). */
+export function teslaGradients(p: TrajectoryProblem, wrt: E.Tensor[]): TrajectoryGradients {
+  return E.tidy(() => {
+    const { thetas, gradSum } = studentForward(p);
+    const lr = p.lr.detach().item();
+    const scale = distanceScale(p);
+    // The constant each step's gradient is paired with: 1/D (lr (target - start) + lr^2 G), as the reference.
+    const pair = E.noGrad(() =>
+      p.target
+        .sub(p.start)
+        .mul(lr)
+        .add(gradSum.mul(lr * lr))
+        .div(scale),
+    );
+    const { lrIndex, others } = splitLr(p, wrt);
+    let sums = wrt.map((t) => E.zerosLike(t));
+    p.steps.forEach((step, t) => {
+      const parts = E.tidy(() => {
+        const leaf = thetas[t].detach().requiresGrad_();
+        const [g] = E.grad(studentLoss(p, leaf, step), [leaf], { createGraph: true });
+        const rest = gradientsOf(g.mul(pair).sum(), others);
+        let k = 0;
+        return wrt.map((_, i) => (i === lrIndex ? null : rest[k++]));
+      });
+      sums = accumulate(sums, parts);
+    });
+    // The loss and the lr gradient treat the step gradients as constants: ||start - lr G - target||^2 / D.
+    const lrLeaf = p.lr.detach().requiresGrad_();
+    const residual = p.start.sub(gradSum.mul(lrLeaf)).sub(p.target);
+    const loss = residual.square().sum().div(scale);
+    if (lrIndex >= 0)
+      sums = accumulate(
+        sums,
+        wrt.map((_, i) => (i === lrIndex ? E.grad(loss, [lrLeaf])[0] : null)),
+      );
+    return { loss: loss.item(), grads: sums };
+  });
+}
+
+const GRADIENTS: Record<TrajectoryGradient, (p: TrajectoryProblem, wrt: E.Tensor[]) => TrajectoryGradients> =
+  {
+    unrolled: unrolledGradients,
+    adjoint: adjointGradients,
+    tesla: teslaGradients,
+  };
 
 /** SGD with momentum 0.5 in PyTorch's form (the first buffer is the gradient), its buffer in ctx.state. */
 function sgdWithMomentum(
@@ -201,9 +313,9 @@ function openExperts(dir: string, dataset: Dataset, model: string): ExpertSet {
 }
 
 function checkEpochs(set: ExpertSet, config: TrajectoryConfig): void {
-  if (config.maxStartEpoch + config.expertEpochs > set.epochs) {
+  if (config.maxStartEpoch - 1 + config.expertEpochs > set.epochs) {
     throw new Error(
-      `maxStartEpoch (${config.maxStartEpoch}) + expertEpochs (${config.expertEpochs}) exceeds the ${set.epochs} epochs of the experts in ${set.dir}`,
+      `maxStartEpoch (${config.maxStartEpoch}, starts up to ${config.maxStartEpoch - 1}) + expertEpochs (${config.expertEpochs}) needs experts of at least ${config.maxStartEpoch - 1 + config.expertEpochs} epochs; those in ${set.dir} have ${set.epochs}`,
     );
   }
 }
@@ -211,7 +323,7 @@ function checkEpochs(set: ExpertSet, config: TrajectoryConfig): void {
 function sampleIteration(set: ExpertSet, config: TrajectoryConfig, gen: E.Generator): IterationSample {
   return E.tidy(() => {
     const expert = set.complete[E.randint(0, set.complete.length, [1], { generator: gen }).item()];
-    const startEpoch = E.randint(0, config.maxStartEpoch + 1, [1], { generator: gen }).item();
+    const startEpoch = E.randint(0, config.maxStartEpoch, [1], { generator: gen }).item();
     return { expert, startEpoch };
   });
 }
@@ -234,92 +346,118 @@ function sampleSteps(m: number, config: TrajectoryConfig, dsa: DSA | null, gen: 
   return steps;
 }
 
-function trajectoryMatching(o: {
-  name: string;
-  constantMemory: boolean;
-  summary: string;
-}): Method<TrajectoryConfig> {
+/** Logits of the flat parameters `params` on the images, the network in eval mode (no graph). */
+function expertOutputs(net: Network, params: E.Tensor, layout: ParamLayout, images: E.Tensor): E.Tensor {
+  return E.noGrad(() => net.forward(unflattenParams(params, layout), images.detach(), { train: false }));
+}
+
+/** TESLA's teacher labels: the class probabilities of the target parameters on the images. */
+export function teacherLabels(
+  net: Network,
+  target: E.Tensor,
+  layout: ParamLayout,
+  images: E.Tensor,
+): E.Tensor {
+  return E.tidy(() => E.nn.softmax(expertOutputs(net, target, layout, images), 1));
+}
+
+function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Method<TrajectoryConfig> {
   return {
     name: o.name,
     family: 'parameter matching',
     subFamily: 'multi step: trajectory matching',
     summary: o.summary,
     needs: 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
-    schema: makeSchema(o.constantMemory) as z.ZodType<TrajectoryConfig>,
+    schema: makeSchema(o.name) as z.ZodType<TrajectoryConfig>,
     defaults: { init: 'real', iterations: 5000, optimizer: { kind: 'sgd', lr: 1000, momentum: 0.5 } },
 
     init({ dataset, synthetic, gen, model }: MethodContext, config: TrajectoryConfig): void {
       const set = openExperts(config.experts, dataset, model);
       checkEpochs(set, config);
       synthetic.setLr(E.tensor(config.lrTeacher, { shape: [] }).requiresGrad_());
-      if (config.softLabels) {
-        // TESLA's teacher labels: a random expert's class probabilities at the end of its training.
-        const labels = E.tidy(() => {
+      if (config.softLabels === 'fixed') {
+        // A random expert's outputs at the end of its training; learned as logits, or kept as probabilities.
+        const logits = E.tidy(() => {
           const expert = set.complete[E.randint(0, set.complete.length, [1], { generator: gen }).item()];
           const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
-          const state = unflattenParams(set.load(expert, set.epochs), set.manifest.layout);
-          const logits = E.noGrad(() => net.forward(state, synthetic.decode().images, { train: false }));
-          return E.nn.softmax(logits, 1);
+          return expertOutputs(
+            net,
+            set.load(expert, set.epochs),
+            set.manifest.layout,
+            synthetic.decode().images,
+          );
         });
-        synthetic.setLabels(labels.keep());
+        if (config.learnLabels) synthetic.setLabels(logits.keep(), 'logits');
+        else {
+          synthetic.setLabels(E.tidy(() => E.nn.softmax(logits, 1)).keep(), 'soft');
+          logits.dispose();
+        }
       }
     },
 
     step(ctx: MethodContext, config: TrajectoryConfig): StepResult {
-      const { dataset, synthetic, gen, model, state } = ctx;
-      const set = openExperts(config.experts, dataset, model);
-      checkEpochs(set, config);
+      const { synthetic, state } = ctx;
       const lr = synthetic.lr;
       if (!lr)
         throw new Error(`${o.name}: the synthetic set has no learnable learning rate (init was not run)`);
-      // The schema ties learnLabels to softLabels, so these are init's soft labels; a resumed run
-      // loads them as plain tensors, and they become leaves to learn again.
+      // A resumed run loads the label logits as a plain tensor; they become a leaf to learn again.
       if (config.learnLabels && !synthetic.labels.requiresGrad) synthetic.labels.requiresGrad_();
-      const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
-      const dsa = config.dsa
-        ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-        : null;
       return E.tidy(() => {
-        const { expert, startEpoch } = sampleIteration(set, config, gen);
-        const { images, labels } = synthetic.decode();
-        const problem: TrajectoryProblem = {
-          net,
-          layout: set.manifest.layout,
-          start: set.load(expert, startEpoch),
-          target: set.load(expert, startEpoch + config.expertEpochs),
-          images,
-          labels,
-          lr,
-          steps: sampleSteps(images.size(0), config, dsa, gen),
-          dsa,
-        };
-        // The run's optimizer owns the images; the lr and learned labels have their own SGD.
-        const imageTensors = synthetic.parameterization.tensors;
-        const wrt = [...imageTensors, ...(config.learnLabels ? [labels] : []), lr];
-        const { loss, grads } = (o.constantMemory ? constantMemoryGradients : unrolledGradients)(
-          problem,
-          wrt,
-        );
+        const problem = iterationProblem(ctx, config);
+        // The run's optimizer owns the set's learnable tensors; the lr and learned labels have their own SGD.
+        const labelLogits = config.learnLabels ? [synthetic.labels] : [];
+        const wrt = [...synthetic.learnable, ...labelLogits, lr];
+        const { loss, grads } = GRADIENTS[config.gradient](problem, wrt);
         const lrGrad = grads.pop() as E.Tensor;
         const labelGrad = config.learnLabels ? grads.pop() : undefined;
         ctx.update(grads, loss);
         sgdWithMomentum(state, 'lrMomentum', lr, lrGrad, config.lrLr);
-        if (labelGrad) sgdWithMomentum(state, 'labelMomentum', labels, labelGrad, config.lrLabels);
+        if (labelGrad) sgdWithMomentum(state, 'labelMomentum', synthetic.labels, labelGrad, config.lrLabels);
         return { loss };
       });
     },
   };
 }
 
+/**
+ * One iteration's problem, drawn from ctx.gen as step() draws it: an expert and start epoch, the
+ * teacher labels when configured (set on the synthetic set), the minibatches and their DSA draws.
+ */
+export function iterationProblem(ctx: MethodContext, config: TrajectoryConfig): TrajectoryProblem {
+  const { dataset, synthetic, gen, model } = ctx;
+  const set = openExperts(config.experts, dataset, model);
+  checkEpochs(set, config);
+  if (!synthetic.lr) throw new Error('the synthetic set has no learnable learning rate (init was not run)');
+  const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
+  const dsa = config.dsa ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) }) : null;
+  const { expert, startEpoch } = sampleIteration(set, config, gen);
+  const target = set.load(expert, startEpoch + config.expertEpochs);
+  const layout = set.manifest.layout;
+  if (config.softLabels === 'teacher') {
+    // TESLA's --teacher_label: the target parameters' probabilities on the current images.
+    synthetic.setLabels(teacherLabels(net, target, layout, synthetic.decode().images).keep(), 'soft');
+  }
+  const { images, labels } = synthetic.decode();
+  return {
+    net,
+    layout,
+    start: set.load(expert, startEpoch),
+    target,
+    images,
+    labels,
+    lr: synthetic.lr,
+    steps: sampleSteps(images.size(0), config, dsa, gen),
+    dsa,
+  };
+}
+
 export const mtt = trajectoryMatching({
   name: 'mtt',
-  constantMemory: false,
-  summary: 'match expert training trajectories with unrolled student updates (Cazenavette et al. 2022)',
+  summary:
+    'match expert training trajectories with unrolled student updates; gradient unrolled or adjoint (Cazenavette et al. 2022)',
 });
 
 export const tesla = trajectoryMatching({
   name: 'tesla',
-  constantMemory: true,
-  summary:
-    "MTT's gradient in memory constant in the unrolled steps, with soft teacher labels (Cui et al. 2023)",
+  summary: "trajectory matching with TESLA's Hessian-free gradient in constant memory (Cui et al. 2023)",
 });
