@@ -1,21 +1,35 @@
 // Accuracy benchmark on a CPU budget: DM, DC, DSA, MTT, TESLA and the coreset
 // baselines (random, herding, k-center, forgetting) at IPC 1 and 10, all evaluated
-// with the same protocol (ConvNet-3, DSA, `--epochs`, `--runs` networks each), next
-// to a full-data ConvNet. Prints a markdown table; every number is measured here.
-// DM/DC/DSA start from their own default init and image optimizer (DM: real, lr 1;
-// DC: noise, lr 0.1; DSA: real, lr 0.1); MTT/TESLA take the dataset x IPC `quick`
-// preset (image lr, steps, epochs) with `--tm-iterations` and the experts in
-// `--experts`, and are evaluated with their learned lr (TESLA: its soft labels).
+// with the same protocol (ConvNet-3, `--eval-augment` (default DSA), `--epochs`, `--runs`
+// networks each). Prints a markdown table; every number is measured here.
+// - random / init: a fresh draw of real images for every network (two draws of 10 MNIST images
+//   differ by up to ~30 points); 'init' draws the way the real-initialised methods start (its
+//   draw 0 is their start), 'random' from another stream.
+// - herding / k-center / forgetting: select with DeepCore's selection network (40 epochs, cached;
+//   `--selection-epochs`, `--selection-precision`), whose full-data test accuracy is printed.
+// - DM/DC/DSA start from their own default init and image optimizer (DM: real, lr 1; DC: noise,
+//   lr 0.1; DSA: real, lr 0.1); MTT/TESLA take the dataset x IPC `quick` preset (image lr, steps,
+//   epochs) with `--tm-iterations` and the experts in `--experts`, and are evaluated with their
+//   learned lr. `--sets K` distills K sets (seeds 3..3+K-1) per method, `--runs` networks each.
 //
 //   npm run bench:accuracy -- --dataset mnist --iterations 500 --batch-real 64 --epochs 300 --runs 3
-//       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50]
+//       [--methods random,dm,dc,dsa] [--gm-iterations 200,20] [--inner-loop 50] [--sets 1]
 //       [--methods init,mtt,tesla --experts experts/mnist-ConvNet --tm-iterations 200,50]
 //       [--real-dtype float32|bfloat16|auto]  (DM/DC/DSA's real-side precision; default: each method's)
 //       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
+//       [--eval-augment true|false|dc|<protocol string>]  (default true: DSA; dc: DC's protocol)
+//       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
-import { selectCoreset, trainFeatureNet, type FeatureNet } from '../src/coreset/index.js';
-import { defaultProtocol, evaluateSet, type Score } from '../src/eval/index.js';
+import { disposeFeatureNet, selectCoreset, selectionNetwork, type FeatureNet } from '../src/coreset/index.js';
+import {
+  accuracy,
+  defaultProtocol,
+  evaluateSet,
+  evaluateSubsets,
+  summarize,
+  type Score,
+} from '../src/eval/index.js';
 import { deepMerge, loadPreset, resolveConfig } from '../src/distill/config.js';
 import { contextWithOptimizer } from '../src/distill/method.js';
 import type { AnyMethod } from '../src/distill/method.js';
@@ -31,12 +45,36 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
+/** Every `--set key=value` as a nested config object (values parsed as JSON where they are JSON). */
+function setOverrides(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  process.argv.forEach((a, i) => {
+    if (a !== '--set') return;
+    const [path, raw] = [
+      process.argv[i + 1].split('=')[0],
+      process.argv[i + 1].split('=').slice(1).join('='),
+    ];
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a string
+    }
+    const keys = path.split('.');
+    let node = out;
+    for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
+    node[keys[keys.length - 1]] = value;
+  });
+  return out;
+}
+
 const datasetName = arg('--dataset', 'mnist');
 const iterations = Number(arg('--iterations', '500'));
 const batchReal = Number(arg('--batch-real', '64'));
 const epochs = Number(arg('--epochs', '300'));
 const runs = Number(arg('--runs', '3'));
-const fullEpochs = Number(arg('--full-epochs', '2'));
+const sets = Number(arg('--sets', '1'));
+const selectionEpochs = Number(arg('--selection-epochs', '40'));
 const ipcs = arg('--ipc', '1,10').split(',').map(Number);
 // DC/DSA outer iterations for each IPC (in --ipc order), and their inner epochs (default: the reference's by IPC).
 const gmIterations = arg('--gm-iterations', '200,20').split(',').map(Number);
@@ -46,13 +84,11 @@ const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
-// Which columns to run (coresets other than random need the full-data selection network).
+const overrides = setOverrides();
+// Which columns to run (coresets other than random need the selection network).
 const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').split(',');
 const distillers = [dm, dc, dsa, mtt, tesla].filter((m) => columns.includes(m.name));
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
-// 'init': the random real images every real-initialised method starts from (seed 3), evaluated
-// as they are; at IPC 1 one draw of 10 images differs from another by up to ~30 points, so this,
-// not the 'random' column (seed 2), is what DM/DSA/MTT/TESLA have improved on or not.
 const withInit = columns.includes('init');
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((m) => m.name)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
@@ -64,68 +100,89 @@ const needsFeature = coresets.some((m) => m !== 'random');
 const t0 = performance.now();
 const dataset = loadDataset(datasetName);
 const evalPrecision = precisionOption('float32').parse(arg('--eval-precision', 'float32'));
-const protocol = { ...defaultProtocol(dataset.name, { precision: evalPrecision }), epochs };
+const selectionPrecision = precisionOption('float32').parse(arg('--selection-precision', 'float32'));
+const augmentArg = arg('--eval-augment', 'true');
+const evalAugment = augmentArg === 'true' ? true : augmentArg === 'false' ? false : augmentArg;
+const protocol = defaultProtocol(dataset.name, {
+  precision: evalPrecision,
+  augment: evalAugment,
+  epochs,
+  evalModel: 'ConvNet',
+});
 const evalOpts = { models: ['ConvNet'], runs, protocol, seed: 0 };
 const fmt = (s: Score) => `${(100 * s.mean).toFixed(2)} +- ${(100 * s.std).toFixed(2)}`;
 const log = (line: string) => console.error(`[${((performance.now() - t0) / 60000).toFixed(1)} min] ${line}`);
 
 let feature: FeatureNet | undefined;
-let full: Record<string, Score> | null = null;
+let selectionAccuracy: number | null = null;
 if (needsFeature) {
   log(
-    `feature network for herding/k-center/forgetting: ConvNet, ${fullEpochs} epochs on the full training set`,
+    `selection network for herding/k-center/forgetting: ConvNet, DeepCore's settings, ${selectionEpochs} epochs (${selectionPrecision}; cached)`,
   );
-  feature = trainFeatureNet(dataset, new E.Generator(1), { epochs: fullEpochs });
-  full = evaluateSet(dataset, dataset.train, {
-    ...evalOpts,
-    runs: 1,
-    protocol: { ...protocol, epochs: fullEpochs, augment: 'none' },
-  });
-  log(`full data: ${fmt(full.ConvNet)}`);
+  feature = selectionNetwork(dataset, 1, { epochs: selectionEpochs, precision: selectionPrecision });
+  selectionAccuracy = accuracy(feature.net, feature.state, dataset.test);
+  log(`selection network test accuracy: ${(100 * selectionAccuracy).toFixed(2)}`);
 }
 
 const isTrajectoryMatching = (m: AnyMethod) => m === mtt || m === tesla;
 
-/** The method's resolved run config: its defaults, MTT/TESLA's `quick` preset, and this benchmark's settings. */
+/** The method's resolved run config: its defaults, MTT/TESLA's `quick` preset, this benchmark's settings, --set. */
 function runConfig(method: AnyMethod, ipc: number) {
   const ours: Record<string, unknown> = { dataset: dataset.name, method: method.name, ipc };
   if (method === dm) ours.methodConfig = { batchReal, realDtype };
   else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop, realDtype };
   else ours.methodConfig = { experts: expertsDir };
   const preset = isTrajectoryMatching(method) ? loadPreset(method.name, dataset.name, ipc, 'quick') : null;
-  return resolveConfig(preset ? deepMerge(preset, ours) : ours);
+  return resolveConfig(deepMerge(deepMerge(preset ?? {}, ours), overrides));
 }
 
+/** Distills `sets` sets (seeds 3, 4, ...) and evaluates each with `runs` networks; one score over all. */
 function distillAndEvaluate(method: AnyMethod, ipc: number, its: number): Score {
   const config = runConfig(method, ipc);
-  const gen = new E.Generator(3);
-  const synthetic = SyntheticSet.create(dataset, ipc, config.init as InitKind, gen);
-  const opt = new E.SGD(synthetic.learnable, config.optimizer);
-  const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
-  method.init?.(ctx, config.methodConfig);
-  for (let it = 0; it < its; it++) method.step(ctx, config.methodConfig, it);
-  opt.disposeState();
-  const { images, labels } = synthetic.decode();
-  const lr = synthetic.lr?.item();
-  return evaluateSet(dataset, { images: images.detach(), labels: labels.detach(), lr }, evalOpts).ConvNet;
+  const accs: number[] = [];
+  for (let k = 0; k < sets; k++) {
+    const gen = new E.Generator(3 + k);
+    const synthetic = SyntheticSet.create(dataset, ipc, config.init as InitKind, gen);
+    const opt = new E.SGD(synthetic.learnable, config.optimizer);
+    const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
+    method.init?.(ctx, config.methodConfig);
+    for (let it = 0; it < its; it++) method.step(ctx, config.methodConfig, it);
+    opt.disposeState();
+    const { images, labels } = synthetic.decode();
+    const lr = synthetic.lr?.item();
+    const score = evaluateSet(
+      dataset,
+      { images: images.detach(), labels: labels.detach(), lr },
+      evalOpts,
+    ).ConvNet;
+    if (sets > 1) log(`  set ${k}: ${fmt(score)}${lr ? ` (learned lr ${lr.toPrecision(3)})` : ''}`);
+    accs.push(...score.runs);
+  }
+  return summarize(accs);
 }
 
 const rows: string[] = [];
 for (const ipc of ipcs) {
   const scores: Record<string, Score> = {};
   for (const method of coresets) {
-    const subset = dataset.gather(selectCoreset(method, dataset, ipc, new E.Generator(2), feature));
-    scores[method] = evaluateSet(dataset, subset, evalOpts).ConvNet;
+    scores[method] =
+      method === 'random'
+        ? evaluateSubsets(dataset, (r) => dataset.sampleIndices(ipc, new E.Generator(1000 + r)), evalOpts)
+            .ConvNet
+        : evaluateSet(
+            dataset,
+            dataset.gather(selectCoreset(method, dataset, ipc, new E.Generator(2), feature)),
+            evalOpts,
+          ).ConvNet;
     log(`ipc ${ipc} ${method}: ${fmt(scores[method])}`);
   }
   if (withInit) {
-    const start = SyntheticSet.create(dataset, ipc, 'real', new E.Generator(3)).decode();
-    scores.init = evaluateSet(
-      dataset,
-      { images: start.images.detach(), labels: start.labels },
-      evalOpts,
-    ).ConvNet;
-    log(`ipc ${ipc} init (the real images the methods start from): ${fmt(scores.init)}`);
+    // The real-initialised methods' start for seed 3 + r (draw 0 is the start of the first set).
+    const pick = (r: number) => selectCoreset('random', dataset, ipc, new E.Generator(3 + r));
+    scores.init = evaluateSubsets(dataset, pick, evalOpts).ConvNet;
+    log(
+      `ipc ${ipc} init (the real images the methods start from, one draw per network): ${fmt(scores.init)}`,
+    );
   }
   for (const method of distillers) {
     const perIpc = isTrajectoryMatching(method) ? tmIterations : gmIterations;
@@ -135,9 +192,10 @@ for (const ipc of ipcs) {
   }
   rows.push(`| ${ipc} | ${columnNames.map((m) => fmt(scores[m])).join(' | ')} |`);
 }
+if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs with DSA each (${evalPrecision}); real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets, experts ${expertsDir || 'none'}); ${full ? `coresets on a ConvNet trained ${fullEpochs} epochs on all data (full-data accuracy ${fmt(full.ConvNet)}, 1 network, ${fullEpochs} epochs, no augmentation); ` : ''} ${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

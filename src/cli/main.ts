@@ -161,9 +161,14 @@ program
   .option('--out <dir>', 'artifact directory (default runs/coreset-<method>-<dataset>-ipc<n>-seed<s>)')
   .option(
     '--feature-epochs <e>',
-    'epochs of the full-data ConvNet that herding/k-center/forgetting use',
+    'epochs of the selection network herding/k-center/forgetting use (DeepCore: 40; cached)',
     positiveInt,
-    2,
+    40,
+  )
+  .option(
+    '--precision <p>',
+    "selection network training: 'float32' (DeepCore), 'bfloat16' (mixed precision) or 'auto'",
+    'float32',
   )
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
   .option('--data-dir <dir>', 'directory holding the dataset')

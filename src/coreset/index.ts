@@ -6,4 +6,14 @@ export {
   mostForgotten,
   type CoresetMethod,
 } from './select.js';
-export { trainFeatureNet, embedTrain, type FeatureNet, type FeatureNetOptions } from './features.js';
+export {
+  DEEPCORE_SELECTION,
+  disposeFeatureNet,
+  embedTrain,
+  ForgettingCounter,
+  selectionNetwork,
+  trainFeatureNet,
+  type FeatureNet,
+  type FeatureNetOptions,
+  type SelectionTraining,
+} from './features.js';

@@ -53,7 +53,7 @@ export function kCenter(features: E.Tensor, k: number): number[] {
   );
 }
 
-/** The k examples forgotten most often (never-learned first); ties broken by the seeded order. */
+/** The k examples forgotten most often (DeepCore: descending event count); ties broken by the seeded order. */
 export function mostForgotten(counts: readonly number[], k: number, gen: E.Generator): number[] {
   const tieBreak = E.tidy(() => E.randperm(counts.length, { generator: gen }).toNumbers());
   const rank = new Float64Array(counts.length);

@@ -129,6 +129,10 @@ export class Distiller {
       this.hooks.onMessage?.(`Resuming ${this.runDir.path} from its checkpoint at iteration ${start}`);
     } else {
       if (o.resume) this.runDir.truncateMetrics(0);
+      if (!['noise', 'real', 'random'].includes(cfg.init))
+        this.hooks.onMessage?.(
+          `Init '${cfg.init}' selects with a ConvNet trained as DeepCore trains it (40 epochs on the full training set; cached after the first run)`,
+        );
       synthetic = SyntheticSet.create(dataset, cfg.ipc, cfg.init, gen);
     }
 

@@ -4,7 +4,7 @@
 // multi-formation, HaBa, LinBa) plug in without touching the methods.
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
-import { selectCoreset, trainFeatureNet, type CoresetMethod } from '../coreset/index.js';
+import { disposeFeatureNet, selectCoreset, selectionNetwork, type CoresetMethod } from '../coreset/index.js';
 
 export type InitKind = 'noise' | 'real' | CoresetMethod;
 
@@ -109,11 +109,10 @@ export class SyntheticSet {
     if (init === 'noise') {
       images = E.randn([k * ipc, ...dataset.imageShape], { generator: gen });
     } else {
-      const feature =
-        init === 'real' || init === 'random' ? undefined : trainFeatureNet(dataset, gen, { epochs: 1 });
+      // Coreset inits select with the (cached) DeepCore selection network of seed 0, not from the run's stream.
+      const feature = init === 'real' || init === 'random' ? undefined : selectionNetwork(dataset, 0);
       const indices = selectCoreset(init === 'real' ? 'random' : init, dataset, ipc, gen, feature);
-      if (feature)
-        for (const t of [...feature.state.params.values(), ...feature.state.buffers.values()]) t.dispose();
+      if (feature) disposeFeatureNet(feature);
       const picked = dataset.gather(indices);
       picked.labels.dispose();
       images = picked.images;

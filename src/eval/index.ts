@@ -17,6 +17,7 @@ export {
 } from './protocol.js';
 export {
   evaluateSet,
+  evaluateSubsets,
   randomSubsetBaseline,
   fullDataBaseline,
   summarize,

@@ -128,11 +128,11 @@ export function lowPrecisionGradients(
   x: E.Tensor,
   y: E.Tensor,
   o: { train: boolean },
-): { loss: E.Tensor; grads: E.Tensor[] } {
+): { loss: E.Tensor; grads: E.Tensor[]; logits: E.Tensor } {
   const params = [...low.params.values()];
-  const logits = net.forward(low, castInput(x, params[0].dtype), { train: o.train });
-  const loss = E.nn.crossEntropy(logits.float(), y);
-  return { loss, grads: E.grad(loss, params).map((g) => g.float().contiguous()) };
+  const logits = net.forward(low, castInput(x, params[0].dtype), { train: o.train }).float();
+  const loss = E.nn.crossEntropy(logits, y);
+  return { loss, grads: E.grad(loss, params).map((g) => g.float().contiguous()), logits: logits.detach() };
 }
 
 /** Loss and float32 gradients of one training batch, in float32 or bfloat16 mixed precision. */
@@ -142,10 +142,11 @@ function lossAndGradients(
   x: E.Tensor,
   y: E.Tensor,
   mixed: boolean,
-): { loss: E.Tensor; grads: E.Tensor[] } {
+): { loss: E.Tensor; grads: E.Tensor[]; logits: E.Tensor } {
   if (mixed) return lowPrecisionGradients(net, gradientLeaves(state, 'bfloat16'), x, y, { train: true });
-  const loss = E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
-  return { loss, grads: E.grad(loss, [...state.params.values()]) };
+  const logits = net.forward(state, x, { train: true });
+  const loss = E.nn.crossEntropy(logits, y);
+  return { loss, grads: E.grad(loss, [...state.params.values()]), logits: logits.detach() };
 }
 
 export interface EpochOptions {
@@ -156,6 +157,11 @@ export interface EpochOptions {
   precision?: TrainingPrecision;
   /** After each optimizer step (e.g. to record the schedule). */
   onStep?: () => void;
+  /**
+   * Each batch's training-set indices, labels and training-mode logits (taken before the step, as
+   * DeepCore's after_loss sees them: forgetting events).
+   */
+  onBatch?: (batch: { indices: E.Tensor; labels: E.Tensor; logits: E.Tensor }) => void;
 }
 
 /**
@@ -179,7 +185,8 @@ export function trainEpoch(
       let x = train.images.indexSelect(0, idx);
       const y = train.labels.indexSelect(0, idx);
       if (o.augment) x = o.augment.augmentBatch(x, o.gen);
-      const { loss, grads } = lossAndGradients(net, state, x, y, mixed);
+      const { loss, grads, logits } = lossAndGradients(net, state, x, y, mixed);
+      o.onBatch?.({ indices: idx, labels: y, logits });
       opt.step(grads);
       o.onStep?.();
       return loss.item();

@@ -45,20 +45,23 @@ test('datasets: MNIST is available, others say how to get them (JSON)', () => {
 test('coreset then eval, end to end on a small image folder', () => {
   const data = folderDataset();
   const out = join(tempDir('cli-out'), 'herding');
-  const c = cli([
-    'coreset',
-    '--dataset',
-    data,
-    '--method',
-    'herding',
-    '--ipc',
-    '2',
-    '--out',
-    out,
-    '--feature-epochs',
-    '1',
-    '--json',
-  ]);
+  const c = cli(
+    [
+      'coreset',
+      '--dataset',
+      data,
+      '--method',
+      'herding',
+      '--ipc',
+      '2',
+      '--out',
+      out,
+      '--feature-epochs',
+      '1',
+      '--json',
+    ],
+    { DISTILLERY_CACHE: tempDir('cli-cache') },
+  );
   assert.equal(c.status, 0, c.stderr);
   for (const f of ['synthetic.safetensors', 'meta.json', 'grid.png']) assert.ok(existsSync(join(out, f)), f);
   const e = cli([

@@ -2,8 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { loadDataset } from '../../src/data/registry.js';
-import { herding, kCenter, mostForgotten, selectCoreset, trainFeatureNet } from '../../src/coreset/index.js';
-import { writeSquaresFile } from '../fixtures.js';
+import {
+  ForgettingCounter,
+  herding,
+  kCenter,
+  mostForgotten,
+  selectCoreset,
+  selectionNetwork,
+  trainFeatureNet,
+} from '../../src/coreset/index.js';
+import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 // Five 2-D feature vectors with a clear geometry (no distance ties).
 const points = () =>
@@ -28,10 +36,45 @@ test('k-center starts at the point nearest the mean and adds the farthest point 
   assert.deepEqual(kCenter(f, 3), [4, 1, 0]);
 });
 
-test('forgetting ranks never-learned first, then most forgotten; ties broken by the seed', () => {
-  const picked = mostForgotten([0, 3, Infinity, 1, 3], 3, new E.Generator(0));
-  assert.equal(picked[0], 2);
-  assert.deepEqual(picked.slice(1).sort(), [1, 4]);
+test('forgetting ranks the most forgotten first; ties broken by the seed', () => {
+  const picked = mostForgotten([0, 3, 0, 1, 3], 3, new E.Generator(0));
+  assert.deepEqual(picked.slice(0, 2).sort(), [1, 4]);
+  assert.equal(picked[2], 3);
+  const other = [1, 2, 3, 4, 5].map((s) => mostForgotten([0, 3, 0, 1, 3], 2, new E.Generator(s)).join());
+  assert.ok(new Set(other).size > 1, 'the tie between #1 and #4 is broken by the seed');
+});
+
+test("forgetting events are counted as DeepCore's after_loss: correct, then wrong in a later minibatch", () => {
+  const c = new ForgettingCounter(3);
+  // Example 0: learned, forgotten, learned, forgotten = 2 events. 1: never learned = 0. 2: learned and kept = 0.
+  for (const correct of [
+    [1, 0, 1],
+    [0, 0, 1],
+    [1, 0, 1],
+    [0, 0, 1],
+  ])
+    c.observe([0, 1, 2], correct);
+  assert.deepEqual([...c.events], [2, 0, 0]);
+  // Minibatches see different examples: only an example's own previous outcome counts.
+  const d = new ForgettingCounter(2);
+  d.observe([0], [1]);
+  d.observe([1], [0]);
+  d.observe([0, 1], [0, 0]);
+  assert.deepEqual([...d.events], [1, 0]);
+});
+
+test('the selection network is trained once and then read from the cache (weights, forgetting counts)', () => {
+  process.env.DISTILLERY_CACHE = tempDir('selection-cache');
+  const ds = loadDataset(writeSquaresFile({ classes: 3, perClass: 8 }));
+  const o = { model: 'ConvNetW8', epochs: 2, batchSize: 8 };
+  let trained = 0;
+  const a = selectionNetwork(ds, 3, { ...o, onTrain: () => trained++ });
+  const b = selectionNetwork(ds, 3, { ...o, onTrain: () => trained++ });
+  assert.equal(trained, 1);
+  assert.deepEqual([...a.forgetting], [...b.forgetting]);
+  for (const [k, t] of a.state.params) assert.equal(t.sub(b.state.params.get(k)!).abs().max().item(), 0, k);
+  selectionNetwork(ds, 4, { ...o, onTrain: () => trained++ });
+  assert.equal(trained, 2, 'another seed is another network');
 });
 
 test('every method selects ipc images of each class from that class', () => {

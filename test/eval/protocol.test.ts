@@ -120,3 +120,38 @@ test('evaluation reports mean and std over runs; the random-subset baseline is c
   assert.equal(trained, 2, 'the second call is served from the cache');
   assert.deepEqual(first, second);
 });
+
+test('the random-subset baseline draws a fresh subset for every network (ipc per class each)', () => {
+  process.env.DISTILLERY_CACHE = tempDir('cache-draws');
+  const drawn: number[][] = [];
+  // The dataset, with gather() recording which training images each network gets.
+  const gather = ds.gather.bind(ds);
+  const spy = new Proxy(ds, {
+    get: (target, key) => {
+      if (key === 'gather')
+        return (indices: number[]) => {
+          drawn.push([...indices]);
+          return gather(indices);
+        };
+      const value = Reflect.get(target, key, target) as unknown;
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
+  const o = {
+    models: ['ConvNetW32'],
+    runs: 4,
+    protocol: { ...defaultProtocol('mnist'), epochs: 1 },
+    seed: 0,
+  };
+  randomSubsetBaseline(spy, 2, o);
+  assert.equal(drawn.length, 4, 'one subset per network');
+  for (const d of drawn) {
+    const perClass = [0, 1, 2].map((c) => d.filter((i) => ds.train.labels.select(0, i).item() === c).length);
+    assert.deepEqual(perClass, [2, 2, 2]);
+  }
+  assert.equal(
+    new Set(drawn.map((d) => [...d].sort((a, b) => a - b).join(','))).size,
+    4,
+    'four different subsets',
+  );
+});

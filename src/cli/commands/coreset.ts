@@ -4,8 +4,15 @@ import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { saveArtifact } from '../../artifact/artifact.js';
 import { loadDataset } from '../../data/registry.js';
-import { CORESET_METHODS, selectCoreset, trainFeatureNet, type CoresetMethod } from '../../coreset/index.js';
-import { createReporter, UsageError } from '../output.js';
+import {
+  CORESET_METHODS,
+  DEEPCORE_SELECTION,
+  disposeFeatureNet,
+  selectCoreset,
+  selectionNetwork,
+  type CoresetMethod,
+} from '../../coreset/index.js';
+import { createReporter, parsePrecision, UsageError } from '../output.js';
 
 export interface CoresetCommandOptions {
   dataset: string;
@@ -13,6 +20,8 @@ export interface CoresetCommandOptions {
   ipc: number;
   out?: string;
   featureEpochs: number;
+  /** Precision of the selection network's training (float32 | bfloat16 | auto). */
+  precision: string;
   seed: number;
   dataDir?: string;
   json?: boolean;
@@ -23,6 +32,7 @@ export function coresetCommand(o: CoresetCommandOptions): string {
     throw new UsageError(`unknown coreset method '${o.method}' (expected ${CORESET_METHODS.join(', ')})`);
   }
   const method = o.method as CoresetMethod;
+  const precision = parsePrecision(o.precision);
   const out = createReporter(o.json ?? false);
   const dataset = loadDataset(o.dataset, { dataDir: o.dataDir });
   if (o.ipc > dataset.smallestClassSize) {
@@ -30,29 +40,36 @@ export function coresetCommand(o: CoresetCommandOptions): string {
       `--ipc ${o.ipc} is larger than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
     );
   }
-  const gen = new E.Generator(o.seed);
   let feature;
   if (method !== 'random') {
-    out.info(
-      `Training a ConvNet on all ${dataset.train.images.size(0)} training images for ${o.featureEpochs} epochs (the embedding ${method} selects with)`,
-    );
-    const bar = out.progress('feature network', o.featureEpochs);
-    feature = trainFeatureNet(dataset, gen, {
+    let bar: ReturnType<typeof out.progress> | null = null;
+    feature = selectionNetwork(dataset, o.seed, {
       epochs: o.featureEpochs,
-      onEpoch: (e, loss) => bar.update(e + 1, { status: `loss ${loss.toFixed(3)}` }),
+      precision,
+      onTrain: (s) => {
+        out.info(
+          `Training the selection network: ${s.model} on all ${dataset.train.images.size(0)} training images, ${s.epochs} epochs (DeepCore's settings: SGD lr ${s.lr}, Nesterov momentum ${s.momentum}, ${s.precision}); cached for later runs`,
+        );
+        bar = out.progress('selection network', s.epochs);
+      },
+      onEpoch: (e, loss) => bar?.update(e + 1, { status: `loss ${loss.toFixed(3)}` }),
     });
-    bar.stop();
+    (bar as ReturnType<typeof out.progress> | null)?.stop();
   }
-  const indices = selectCoreset(method, dataset, o.ipc, gen, feature);
-  if (feature)
-    for (const t of [...feature.state.params.values(), ...feature.state.buffers.values()]) t.dispose();
+  const indices = selectCoreset(method, dataset, o.ipc, new E.Generator(o.seed), feature);
+  if (feature) disposeFeatureNet(feature);
   const dir =
     o.out ??
     join('runs', `coreset-${method}-${dataset.name.replace(/[^\w.-]+/g, '_')}-ipc${o.ipc}-seed${o.seed}`);
   const subset = dataset.gather(indices);
   saveArtifact(dir, dataset, subset.images, subset.labels, {
     method: `coreset:${method}`,
-    config: { method, ipc: o.ipc, featureEpochs: method === 'random' ? 0 : o.featureEpochs, indices },
+    config: {
+      method,
+      ipc: o.ipc,
+      selection: method === 'random' ? null : { ...DEEPCORE_SELECTION, epochs: o.featureEpochs, precision },
+      indices,
+    },
     seed: o.seed,
     model: 'ConvNet',
   });
