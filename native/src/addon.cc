@@ -1,6 +1,9 @@
 // Module entry point and the tensor handle plumbing shared by every op file.
 #include "common.h"
 
+#include <atomic>
+#include <cmath>
+
 namespace distillery {
 
 // Random 128-bit tag: marks Externals created by this addon as tensors/generators.
@@ -13,11 +16,12 @@ static int64_t AccountedBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
-// Bytes currently reported to V8 (JS runs on one thread; no lock needed).
-static int64_t gReportedBytes = 0;
+// Bytes currently reported to V8, by every environment of the process (the main thread and worker
+// threads each run JavaScript, and finalizers, on their own thread): atomic.
+static std::atomic<int64_t> gReportedBytes{0};
 
 static void AdjustReported(Napi::Env env, int64_t delta) {
-  gReportedBytes += delta;
+  gReportedBytes.fetch_add(delta, std::memory_order_relaxed);
   Napi::MemoryManagement::AdjustExternalMemory(env, delta);
 }
 
@@ -49,7 +53,7 @@ void ReportExternal(Napi::Env env, Holder* holder) {
   if (holder->accounted) AdjustReported(env, holder->accounted);
 }
 
-int64_t ReportedExternalBytes() { return gReportedBytes; }
+int64_t ReportedExternalBytes() { return gReportedBytes.load(std::memory_order_relaxed); }
 
 void Release(Napi::Env env, Holder* holder) {
   if (holder->accounted) AdjustReported(env, -holder->accounted);
@@ -101,9 +105,20 @@ std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) 
   return out;
 }
 
+// A JavaScript number that is an integer representable as int64 (N-API would turn NaN into 0 and
+// saturate infinities, which reach libtorch as sizes or enum codes).
+static bool ToInt64(const Napi::Value& v, int64_t* out) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::trunc(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), Pos(i) + " must be an integer");
-  return info[i].As<Napi::Number>().Int64Value();
+  int64_t v;
+  if (!ToInt64(info[i], &v)) throw Napi::TypeError::New(info.Env(), Pos(i) + " must be an integer");
+  return v;
 }
 
 c10::optional<int64_t> OptIntArg(const Napi::CallbackInfo& info, size_t i) {
@@ -137,9 +152,7 @@ std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
   auto arr = info[i].As<Napi::Array>();
   std::vector<int64_t> out(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
-    Napi::Value v = arr.Get(k);
-    if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), Pos(i) + " must be an array of integers");
-    out[k] = v.As<Napi::Number>().Int64Value();
+    if (!ToInt64(arr.Get(k), &out[k])) throw Napi::TypeError::New(info.Env(), Pos(i) + " must be an array of integers");
   }
   return out;
 }
@@ -149,8 +162,17 @@ c10::optional<std::vector<int64_t>> OptIntListArg(const Napi::CallbackInfo& info
   return IntListArg(info, i);
 }
 
+// The element types the TypeScript engine names (src/engine/dtype.ts); any other code is refused here,
+// because libtorch aborts the process on an out-of-range at::ScalarType.
 at::ScalarType DTypeArg(const Napi::CallbackInfo& info, size_t i) {
-  return static_cast<at::ScalarType>(IntArg(info, i));
+  static const at::ScalarType kKnown[] = {at::kByte, at::kChar,  at::kShort, at::kInt,  at::kLong,
+                                          at::kHalf, at::kFloat, at::kDouble, at::kBool, at::kBFloat16};
+  int64_t code = IntArg(info, i);
+  for (auto t : kKnown)
+    if (static_cast<int64_t>(t) == code) return t;
+  throw Napi::RangeError::New(info.Env(), Pos(i) + ": unknown dtype code " + std::to_string(code) +
+                                              " (uint8 0, int8 1, int16 2, int32 3, int64 4, float16 5, float32 6, "
+                                              "float64 7, bool 11, bfloat16 15)");
 }
 
 at::Device DeviceArg(const Napi::CallbackInfo& info, size_t i) {
@@ -164,6 +186,12 @@ c10::optional<at::Generator> OptGeneratorArg(const Napi::CallbackInfo& info, siz
   if (IsAbsent(info[i])) return c10::nullopt;
   if (!HasTag(info[i], &kGeneratorTag)) throw Napi::TypeError::New(info.Env(), Pos(i) + " is not a generator");
   return *info[i].As<Napi::External<at::Generator>>().Data();
+}
+
+at::Generator GeneratorArg(const Napi::CallbackInfo& info, size_t i) {
+  auto g = OptGeneratorArg(info, i);
+  if (!g) throw Napi::TypeError::New(info.Env(), Pos(i) + " must be a generator");
+  return *g;
 }
 
 Napi::Value WrapGenerator(Napi::Env env, at::Generator generator) {

@@ -16,8 +16,10 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -169,11 +171,12 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetCacheLimit(const Napi::CallbackInfo& info) {
-  if (!info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
-    throw Napi::TypeError::New(info.Env(), "cache limit must be a non-negative number of bytes");
+  double limit = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!std::isfinite(limit) || limit < 0 || limit >= 9.2e18) {
+    throw Napi::TypeError::New(info.Env(), "cache limit must be a non-negative, finite number of bytes");
   }
   std::lock_guard<std::mutex> lock(gMutex);
-  gCacheLimit = static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue());
+  gCacheLimit = static_cast<int64_t>(limit);
   if (gStats.cached > gCacheLimit) EmptyCacheLocked();
   return info.Env().Undefined();
 }
@@ -186,7 +189,25 @@ Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InstallAllocator() {
+// The memory this process may use: physical memory, or less when a cgroup caps it (v2 memory.max,
+// v1 memory/memory.limit_in_bytes under DISTILLERY_CGROUP_ROOT, default /sys/fs/cgroup); "max" or
+// an absent file means no cap.
+static int64_t AvailableMemory() {
+  int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  const char* root = std::getenv("DISTILLERY_CGROUP_ROOT");
+  std::string base = root ? root : "/sys/fs/cgroup";
+  for (const std::string& path : {base + "/memory.max", base + "/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(path);
+    std::string value;
+    if (!(file >> value) || value == "max") continue;
+    char* end = nullptr;
+    long long cap = std::strtoll(value.c_str(), &end, 10);
+    if (end != value.c_str() && cap > 0 && cap < memory) memory = cap;
+  }
+  return memory;
+}
+
+static void InstallOnce() {
   const char* env = std::getenv("DISTILLERY_ALLOCATOR");
   std::string mode = env ? env : "caching";
   gMode = mode == "system" ? Mode::System : mode == "mallopt" ? Mode::Mallopt : Mode::Caching;
@@ -196,10 +217,17 @@ void InstallAllocator() {
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
   }
-  // Default cache cap: half of physical memory; setCacheLimit() changes it.
-  gCacheLimit = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) / 2;
+  // Default cache cap: half of the memory available to this process; setCacheLimit() changes it.
+  gCacheLimit = AvailableMemory() / 2;
   // Priority above libtorch's default (0), so ours wins over the static registration.
   c10::SetCPUAllocator(&gAllocator, /*priority=*/10);
+}
+
+// The addon loads once per Node environment (the main thread and each worker), but the allocator
+// and its globals are per process: install them exactly once, before any thread can allocate with them.
+void InstallAllocator() {
+  static std::once_flag once;
+  std::call_once(once, InstallOnce);
 }
 
 void RegisterAllocator(Napi::Env env, Napi::Object exports) {

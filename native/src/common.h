@@ -54,6 +54,7 @@ at::Device DeviceArg(const Napi::CallbackInfo& info, size_t i);
 // A number or a tensor (for binary ops with a scalar operand).
 bool IsNumber(const Napi::CallbackInfo& info, size_t i);
 c10::optional<at::Generator> OptGeneratorArg(const Napi::CallbackInfo& info, size_t i);
+at::Generator GeneratorArg(const Napi::CallbackInfo& info, size_t i);
 Napi::Value WrapGenerator(Napi::Env env, at::Generator generator);
 
 bool IsAbsent(const Napi::Value& v);

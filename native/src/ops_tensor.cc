@@ -88,11 +88,11 @@ DFN(generatorNew) {
   });
 }
 DFN(generatorGetState) {
-  return Guard(info, [&] { return Wrap(info.Env(), OptGeneratorArg(info, 0)->get_state()); });
+  return Guard(info, [&] { return Wrap(info.Env(), GeneratorArg(info, 0).get_state()); });
 }
 DFN(generatorSetState) {
   return Guard(info, [&] {
-    auto g = *OptGeneratorArg(info, 0);
+    auto g = GeneratorArg(info, 0);
     std::lock_guard<std::mutex> lock(g.mutex());
     g.set_state(TensorArg(info, 1));
     return info.Env().Undefined();

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import * as E from '../../src/engine/index.js';
+import { tempDir } from '../fixtures.js';
 
 test('tidy disposes temporaries, returns survivors to the enclosing scope, and frees on throw', () => {
   let inner: E.Tensor | null = null;
@@ -107,4 +114,57 @@ test('leak test: 5,000 training steps of a small ConvNet hold RSS within +100 MB
   assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MB between step 100 and 5000`);
   // Bytes held by live tensors must not grow at all (cached blocks are not leaks).
   assert.equal(E.allocatorStats().inUseBytes, inUseAt100);
+});
+
+test("the allocator's default cache cap is half the memory a cgroup allows (v2 memory.max, v1 limit), or of RAM", () => {
+  const ENGINE = fileURLToPath(new URL('../../src/engine/index.js', import.meta.url));
+  const probe = `const E = await import(${JSON.stringify(ENGINE)}); console.log(E.allocatorStats().cacheLimitBytes);`;
+  const limitWith = (files: Record<string, string>) => {
+    const root = tempDir('cgroup');
+    for (const [path, value] of Object.entries(files)) {
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), `${value}\n`);
+    }
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+      encoding: 'utf8',
+      env: { ...process.env, DISTILLERY_CGROUP_ROOT: root },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const gib = 1024 ** 3;
+  assert.equal(limitWith({ 'memory.max': String(gib) }), gib / 2, 'cgroup v2');
+  assert.equal(limitWith({ 'memory/memory.limit_in_bytes': String(2 * gib) }), gib, 'cgroup v1');
+  assert.equal(limitWith({ 'memory.max': 'max' }), Math.floor(totalmem() / 2), 'no cap: half of RAM');
+  assert.equal(limitWith({}), Math.floor(totalmem() / 2), 'no cgroup files');
+});
+
+test('worker threads load the addon and allocate concurrently: one allocator, consistent counters', async () => {
+  const ENGINE = fileURLToPath(new URL('../../src/engine/index.js', import.meta.url));
+  const body = `(async () => {
+    const E = await import(${JSON.stringify(`file://${ENGINE}`)});
+    for (let i = 0; i < 300; i++) E.tidy(() => E.randn([64, 256]).matmul(E.randn([256, 64])).sum().item());
+    const kept = E.ones([1000]).keep();
+    kept.dispose();
+  })().catch((e) => { console.error(e); process.exit(3); });`;
+  const before = E.allocatorStats();
+  const workers = Array.from({ length: 4 }, () => new Worker(body, { eval: true }));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve, reject) => {
+          w.on('error', reject);
+          w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exit ${code}`))));
+        }),
+    ),
+  );
+  const after = E.allocatorStats();
+  // The workers allocated through the one process allocator and gave every block back (this thread
+  // allocated nothing meanwhile; a collection of its own garbage can only lower the count).
+  assert.ok(
+    after.allocations - before.allocations >= 4 * 300 * 3,
+    `${after.allocations - before.allocations} allocations`,
+  );
+  assert.ok(after.inUseBytes <= before.inUseBytes, `in use ${before.inUseBytes} -> ${after.inUseBytes}`);
+  assert.equal(after.mode, 'caching');
 });
