@@ -5,13 +5,17 @@
 # one backward; SGD on the images lr 0.1 momentum 0.5; then inner_loop epochs of
 # training the network on the synthetic set, SGD lr 0.01, batch 256). No
 # augmentation. Written for this benchmark from the published algorithm.
-# Prints JSON: seconds per outer iteration.
-import json, sys, time
+# Prints JSON: seconds per outer iteration. The 7th argument, 'float32' (default) or 'bfloat16',
+# is the precision of the real-batch gradients: bfloat16 takes them on a bfloat16 channels-last
+# copy of the network (made at each image update, as the network changes between them) with
+# bfloat16 channels-last inputs and casts them back to float32, as Distillery's realDtype does.
+import copy, json, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 iterations, threads, ipc, batch_real, outer_loop, inner_loop = (int(a) for a in sys.argv[1:7])
+precision = sys.argv[7] if len(sys.argv) > 7 else 'float32'
 torch.set_num_threads(threads)
 
 from reference_torch import ConvNet
@@ -41,13 +45,21 @@ for it in range(iterations + 1):
     optimizer_net = torch.optim.SGD(net.parameters(), lr=0.01)
     for ol in range(outer_loop):
         loss = torch.tensor(0.0)
+        if precision == 'bfloat16':
+            low = copy.deepcopy(net).to(torch.bfloat16).to(memory_format=torch.channels_last)
+            low_params = list(low.parameters())
         for c in range(10):
             img_real = real[np.random.permutation(indices_class[c])[:batch_real]]
             lab_real = torch.ones((img_real.shape[0],), dtype=torch.long) * c
             img_syn = image_syn[c * ipc:(c + 1) * ipc]
             lab_syn = torch.ones((ipc,), dtype=torch.long) * c
-            gw_real = torch.autograd.grad(F.cross_entropy(net(img_real), lab_real), params)
-            gw_real = [g.detach().clone() for g in gw_real]
+            if precision == 'bfloat16':
+                x = img_real.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+                gw_real = torch.autograd.grad(F.cross_entropy(low(x).float(), lab_real), low_params)
+                gw_real = [g.float().contiguous() for g in gw_real]
+            else:
+                gw_real = torch.autograd.grad(F.cross_entropy(net(img_real), lab_real), params)
+                gw_real = [g.detach().clone() for g in gw_real]
             gw_syn = torch.autograd.grad(F.cross_entropy(net(img_syn), lab_syn), params, create_graph=True)
             loss = loss + match_loss(gw_syn, gw_real)
         optimizer_img.zero_grad()

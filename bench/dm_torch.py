@@ -3,11 +3,16 @@
 # real and synthetic batch with one seed, embed, mean matching; a fresh random
 # ConvNet each iteration; SGD on the images, lr 1, momentum 0.5). Written for this
 # benchmark from the published algorithm. Prints JSON: seconds per iteration.
-import json, sys, time
+# The 5th argument, 'float32' (default) or 'bfloat16', is the real pass's precision: bfloat16
+# runs the real embedding on a bfloat16 channels-last copy of the network with bfloat16
+# channels-last inputs (the manual casts torch.autocast would make; autocast itself fails on
+# GroupNorm in PyTorch 1.13), as Distillery's realDtype bfloat16 does.
+import copy, json, sys, time
 import numpy as np
 import torch
 
 iterations, threads, ipc, batch_real = (int(a) for a in sys.argv[1:5])
+precision = sys.argv[5] if len(sys.argv) > 5 else 'float32'
 torch.set_num_threads(threads)
 
 from reference_torch import GROUPS, ConvNet
@@ -32,6 +37,11 @@ for it in range(iterations + 2):
     net = ConvNet()
     for p in net.parameters():
         p.requires_grad = False
+    if precision == 'bfloat16':
+        low = copy.deepcopy(net).to(torch.bfloat16).to(memory_format=torch.channels_last)
+        embed_real = lambda x: low.embed(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+    else:
+        embed_real = net.embed
     loss = torch.tensor(0.0)
     for c in range(10):
         img_real = real[np.random.permutation(indices_class[c])[:batch_real]]
@@ -39,7 +49,8 @@ for it in range(iterations + 2):
         seed = it * 100 + c
         img_real = diff_augment(img_real, seed)
         img_syn = diff_augment(img_syn, seed)
-        output_real = net.embed(img_real).detach()
+        with torch.no_grad():
+            output_real = embed_real(img_real).detach()
         output_syn = net.embed(img_syn)
         loss = loss + torch.sum((torch.mean(output_real, dim=0) - torch.mean(output_syn, dim=0)) ** 2)
     optimizer_img.zero_grad()

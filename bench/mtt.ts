@@ -1,14 +1,15 @@
-// MTT vs TESLA: seconds per iteration and peak memory (max RSS of a fresh process
-// per configuration) at synSteps 10, 20, 40 on MNIST-shaped data, IPC 10 (all 100
-// images per student step), DSA, ConvNet-3; and, when python3-torch is present,
-// the same MTT iteration as a PyTorch loop of the reference structure
+// Trajectory matching: seconds per iteration and peak memory (max RSS of a fresh
+// process per configuration) at synSteps 10, 20, 40 on MNIST-shaped data, IPC 10 (all
+// 100 images per student step), DSA, ConvNet-3, float32 on both sides: MTT with the
+// unrolled and the adjoint gradient, and TESLA; and, when python3-torch is present,
+// the same MTT and TESLA iterations as PyTorch loops of the reference structure
 // (bench/mtt_torch.py, tuned malloc). The start/target parameter vectors are random
 // here: the cost of an iteration does not depend on where the expert was.
 //
-//   npm run bench:mtt [-- --iterations 3 --steps 10,20,40 --no-reference]
+//   npm run bench:mtt [-- --iterations 3 --steps 10,20,40 --no-reference --reference-mtt-steps 10]
 //
-// PyTorch's unrolled MTT holds ~1 GB per student step here (10.4 GB at 10 steps):
-// --no-reference skips it where it would not fit in memory.
+// PyTorch's unrolled MTT holds ~1 GB per student step here (10.4 GB at 10 steps): it runs only
+// at the steps in --reference-mtt-steps (default 10); its TESLA runs at every step count.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -65,8 +66,12 @@ function child(kind: string, steps: number, iterations: number): void {
 
 function main(): void {
   const iterations = numberFlag('--iterations', 3);
-  const i = process.argv.indexOf('--steps');
-  const stepsList = (i >= 0 ? process.argv[i + 1] : '10,20,40').split(',').map(Number);
+  const list = (flag: string, fallback: string) => {
+    const i = process.argv.indexOf(flag);
+    return (i >= 0 ? process.argv[i + 1] : fallback).split(',').map(Number);
+  };
+  const stepsList = list('--steps', '10,20,40');
+  const referenceMttSteps = list('--reference-mtt-steps', '10');
   const self = fileURLToPath(import.meta.url);
   const python = '/usr/bin/python3';
   const hasTorch =
@@ -80,35 +85,25 @@ function main(): void {
       maxRssKiB: number;
     };
   console.log(
-    `MTT / TESLA iteration, MNIST IPC ${ipc} (100 images per student step), DSA, ConvNet-3, ${availableParallelism()} threads; median s / iteration over ${iterations}, peak RSS of the process`,
+    `Trajectory matching iteration, MNIST IPC ${ipc} (100 images per student step), DSA, ConvNet-3, float32, ${availableParallelism()} threads; median s / iteration over ${iterations}, peak RSS MiB of the process`,
   );
   console.log(
-    '| synSteps | MTT s | MTT peak RSS MiB | TESLA s | TESLA peak RSS MiB | PyTorch MTT s | PyTorch peak RSS MiB | MTT / PyTorch |',
+    '| synSteps | MTT unrolled s (MiB) | MTT adjoint s (MiB) | TESLA s (MiB) | PyTorch MTT s (MiB) | PyTorch TESLA s (MiB) | MTT / PyTorch MTT (target <= 0.50) | TESLA / PyTorch TESLA |',
   );
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const cell = (r: { seconds: number[]; maxRssKiB: number } | null) =>
+    r ? `${median(r.seconds).toFixed(2)} (${(r.maxRssKiB / 1024).toFixed(0)})` : 'not run';
+  const ratio = (a: { seconds: number[] }, b: { seconds: number[] } | null) =>
+    b ? (median(a.seconds) / median(b.seconds)).toFixed(2) : '-';
   for (const steps of stepsList) {
     const args = (kind: string) => [self, '--child', kind, String(steps), String(iterations)];
-    const mtt = run(process.execPath, args('mtt'));
-    const tesla = run(process.execPath, args('tesla'));
-    const ref = hasTorch
-      ? run(
-          python,
-          [script, String(iterations), String(availableParallelism()), String(ipc), String(steps)],
-          tuned,
-        )
-      : null;
-    const mib = (k: number) => (k / 1024).toFixed(0);
-    const cells = [
-      steps,
-      median(mtt.seconds).toFixed(2),
-      mib(mtt.maxRssKiB),
-      median(tesla.seconds).toFixed(2),
-      mib(tesla.maxRssKiB),
-      ref ? median(ref.seconds).toFixed(2) : 'not run',
-      ref ? mib(ref.maxRssKiB) : '-',
-      ref ? (median(mtt.seconds) / median(ref.seconds)).toFixed(2) : '-',
-    ];
-    console.log(`| ${cells.join(' | ')} |`);
+    const [unrolled, adjoint, tesla] = ['mtt', 'adjoint', 'tesla'].map((k) => run(process.execPath, args(k)));
+    const ref = (method: string) =>
+      run(python, [script, iterations, availableParallelism(), ipc, steps, method].map(String), tuned);
+    const refMtt = hasTorch && referenceMttSteps.includes(steps) ? ref('mtt') : null;
+    const refTesla = hasTorch ? ref('tesla') : null;
+    const cells = [steps, cell(unrolled), cell(adjoint), cell(tesla), cell(refMtt), cell(refTesla)];
+    console.log(`| ${[...cells, ratio(unrolled, refMtt), ratio(tesla, refTesla)].join(' | ')} |`);
   }
 }
 

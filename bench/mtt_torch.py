@@ -4,12 +4,16 @@
 # create_graph at every step, the normalised parameter distance, one backward to
 # the images and the lr). MNIST-shaped data, ConvNet-3 as functional ops on slices
 # of the flat vector. Written for this benchmark from the published algorithm.
+# The 5th argument 'tesla' runs TESLA's iteration instead (tesla distill.py: a forward pass
+# that keeps only detached parameters and the summed step gradients, then one recomputed step
+# graph at a time for the image gradient, and the lr gradient with the step gradients as constants).
 # Prints JSON: {"seconds": [...], "maxRssKiB": n}.
 import json, resource, sys, time
 import torch
 import torch.nn.functional as F
 
 iterations, threads, ipc, syn_steps = (int(a) for a in sys.argv[1:5])
+method = sys.argv[5] if len(sys.argv) > 5 else 'mtt'
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -44,9 +48,7 @@ label_syn = torch.arange(10).repeat_interleave(ipc)
 syn_lr = torch.tensor(0.01, requires_grad=True)
 opt_img = torch.optim.SGD([image_syn], lr=100, momentum=0.5)
 opt_lr = torch.optim.SGD([syn_lr], lr=1e-5, momentum=0.5)
-out = []
-for it in range(iterations + 1):
-    t0 = time.perf_counter()
+def mtt_iteration():
     student = [start.clone().requires_grad_(True)]
     for step in range(syn_steps):
         idx = torch.randperm(len(image_syn))
@@ -58,7 +60,44 @@ for it in range(iterations + 1):
     opt_img.zero_grad(); opt_lr.zero_grad()
     loss.backward()
     opt_img.step(); opt_lr.step()
-    del student
+
+def tesla_iteration():
+    param_dist = F.mse_loss(start, target, reduction='sum')
+    student = [start.clone().requires_grad_(True)]
+    xs, ys, originals, chunks = [], [], [], []
+    gradient_sum = torch.zeros_like(start)
+    for step in range(syn_steps):
+        idx = torch.randperm(len(image_syn))
+        x = image_syn[idx]
+        originals.append(x)
+        chunks.append(idx)
+        x = diff_augment(x)
+        xs.append(x.clone()); ys.append(label_syn[idx])
+        ce = F.cross_entropy(forward(student[-1], x), label_syn[idx])
+        grad = torch.autograd.grad(ce, student[-1], create_graph=True, retain_graph=True)[0]
+        detached = grad.detach().clone()
+        student.append(student[-1] - syn_lr.item() * detached)
+        gradient_sum += detached
+        del grad
+    image_grad = torch.zeros_like(image_syn)
+    for i in range(syn_steps):
+        w = student[i]
+        ce = F.cross_entropy(forward(w, xs[i]), ys[i])
+        g = torch.autograd.grad(ce, w, create_graph=True, retain_graph=True)[0]
+        pair = syn_lr.item() * (target - start) + syn_lr.item() ** 2 * gradient_sum
+        gi = torch.autograd.grad(pair @ g / param_dist, originals[i])[0]
+        with torch.no_grad():
+            image_grad[chunks[i]] += gi
+    image_syn.grad = image_grad
+    loss = start - syn_lr * gradient_sum - target
+    loss = loss.dot(loss) / param_dist
+    syn_lr.grad = torch.autograd.grad(loss, syn_lr)[0]
+    opt_img.step(); opt_lr.step()
+
+out = []
+for it in range(iterations + 1):
+    t0 = time.perf_counter()
+    (tesla_iteration if method == 'tesla' else mtt_iteration)()
     if it >= 1:
         out.append(time.perf_counter() - t0)
 print(json.dumps({'seconds': out, 'maxRssKiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
