@@ -113,9 +113,18 @@ program
     '--models <list>',
     'comma-separated model specs (default: the model it was distilled with), e.g. ConvNet,ResNet18BN',
   )
-  .option('--runs <n>', 'networks trained per model', positiveInt, 5)
+  .option(
+    '--runs <n>',
+    'networks trained per model (the random-subset baseline draws a subset per network)',
+    positiveInt,
+    5,
+  )
   .option('--epochs <e>', 'training epochs (default 1000 with augmentation, 300 without)', positiveInt)
-  .option('--no-augment', 'train without DSA augmentation')
+  .option(
+    '--augment <a>',
+    "training augmentation: 'true' (DSA, default), 'dc' (DC's protocol: crop/scale/rotate on MNIST), 'none', or e.g. 'dc:crop_noise'",
+  )
+  .option('--no-augment', 'train without augmentation')
   .option(
     '--precision <p>',
     "'float32', 'bfloat16' (mixed precision: bfloat16 steps, float32 weights) or 'auto' (bfloat16 where the CPU has it)",

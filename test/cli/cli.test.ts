@@ -87,7 +87,20 @@ test('coreset then eval, end to end on a small image folder', () => {
   const result = lines.pop();
   assert.equal(result.type, 'result');
   assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.distilled.ConvNetW32.mean <= 1);
-  assert.equal(result.protocol.precision, 'bfloat16');
+  assert.equal(result.protocol.ConvNetW32.precision, 'bfloat16');
+  assert.equal(result.protocol.ConvNetW32.augment, 'color_crop_cutout_flip_scale_rotate');
+  // DC's protocol on ConvNetBN: crop_noise (get_daparam names exactly that model), 1000 epochs unless given.
+  const dc = (extra: string[]) =>
+    cli(['eval', out, '--runs', '1', '--no-baselines', '--models', 'ConvNetBN', '--json', ...extra]);
+  const r = dc(['--augment', 'dc', '--epochs', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  const proto = JSON.parse(r.stdout.trim().split('\n').pop() as string).protocol.ConvNetBN;
+  assert.equal(proto.augment, 'dc:crop_noise');
+  const none = JSON.parse(dc(['--no-augment', '--epochs', '1']).stdout.trim().split('\n').pop() as string);
+  assert.equal(none.protocol.ConvNetBN.augment, 'none');
+  const bad = dc(['--augment', 'dc:spin']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--augment: unknown DC augmentation 'spin'/);
 });
 
 test('bad input: usage errors exit 2, missing data exits 1, both with one clear line', () => {

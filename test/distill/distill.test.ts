@@ -315,3 +315,14 @@ test('Ctrl-C (SIGINT) checkpoints after the current iteration, exits 130, and th
   const resumed = cli(['distill', '--resume', out, '--iterations', '200', '--json']);
   assert.equal(resumed.status, 0, resumed.stderr);
 });
+
+test("the run config evaluates on the references' model and protocol by default (eval mode 'S', 1000/300 epochs)", () => {
+  const bn = resolveConfig({ dataset: 'mnist', method: 'dc', model: 'ConvNetBN' });
+  assert.equal(bn.evalModel, 'ConvNet');
+  assert.equal(bn.evalEpochs, undefined, 'epochs follow the augmentation (1000 with, 300 without)');
+  assert.equal(
+    resolveConfig({ dataset: 'mnist', model: 'ConvNetBN', evalModel: 'ConvNetBN' }).evalModel,
+    'ConvNetBN',
+  );
+  assert.throws(() => resolveConfig({ model: 'ConvNetXY' }), /cannot parse 'XY'/);
+});

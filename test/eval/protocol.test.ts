@@ -5,6 +5,7 @@ import { loadDataset } from '../../src/data/registry.js';
 import { createNetwork } from '../../src/models/index.js';
 import {
   defaultProtocol,
+  resolveAugment,
   evaluateSet,
   randomSubsetBaseline,
   summarize,
@@ -29,6 +30,26 @@ test('the protocol defaults follow the reference', () => {
   });
   assert.equal(defaultProtocol('cifar10', { augment: false }).epochs, 300);
   assert.equal(defaultProtocol('cifar10', { augment: false }).augment, 'none');
+});
+
+test("DC's evaluation rule (get_daparam): crop/scale/rotate on MNIST for 1000 epochs, crop_noise on ConvNetBN, else none for 300", () => {
+  assert.equal(resolveAugment('dc', 'mnist', 'ConvNet'), 'dc:crop_scale_rotate');
+  assert.equal(resolveAugment('dc', 'fashion-mnist', 'ConvNet'), 'none');
+  assert.equal(resolveAugment('dc', 'cifar10', 'ConvNetBN'), 'dc:crop_noise');
+  assert.equal(resolveAugment(true, 'cifar10'), 'color_crop_cutout_flip_scale_rotate');
+  assert.equal(defaultProtocol('mnist', { augment: 'dc', evalModel: 'ConvNet' }).epochs, 1000);
+  assert.equal(defaultProtocol('cifar10', { augment: 'dc', evalModel: 'ConvNet' }).epochs, 300);
+  assert.throws(() => resolveAugment('dc:crop_spin', 'mnist'), /unknown DC augmentation 'spin'/);
+  assert.throws(() => resolveAugment('color_blur', 'mnist'), /unknown augmentation 'blur'/);
+  // A DC-augmented protocol trains (the augmentation runs on every batch).
+  const c = trainAndTest(
+    net,
+    ds.train,
+    ds.test,
+    { ...defaultProtocol('mnist', { augment: 'dc:crop_scale_rotate_noise' }), epochs: 2 },
+    new E.Generator(3),
+  );
+  assert.ok(Number.isFinite(c.finalTrainLoss));
 });
 
 test('training is deterministic for a fixed seed and learns a learnable task', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
-import { castState, countParams, createNetwork } from '../../src/models/index.js';
+import { castState, countParams, createNetwork, evaluationModel } from '../../src/models/index.js';
 
 // Parameter counts computed by hand from the reference architectures (see comments);
 // 320,010 (ConvNet, CIFAR-10) and 11,173,962 (ResNet18, CIFAR-10) are also the
@@ -104,4 +104,17 @@ test('castState: a bfloat16 channels-last ConvNet matches float32, with and with
       assert.ok(err < 0.05, `${mode}: bfloat16 vs float32: relative error ${err}`);
     }
   });
+});
+
+test("the references' evaluation model (eval mode 'S'): batch norm replaced by instance norm", () => {
+  assert.equal(evaluationModel('ConvNetBN'), 'ConvNet');
+  assert.equal(evaluationModel('ConvNetW64BN'), 'ConvNetW64');
+  assert.equal(evaluationModel('ConvNetBND4'), 'ConvNetD4');
+  assert.equal(evaluationModel('VGG11BN'), 'VGG11');
+  assert.equal(evaluationModel('ResNet18BN_AP'), 'ResNet18');
+  assert.equal(evaluationModel('ConvNet'), 'ConvNet');
+  assert.equal(evaluationModel('MLP'), 'MLP');
+  assert.equal(createNetwork('ConvNetBN', [1, 28, 28], 10).hasBatchNorm, true);
+  assert.equal(createNetwork('ResNet18BN', [3, 32, 32], 10).hasBatchNorm, true, 'inside residual blocks');
+  assert.equal(createNetwork('ResNet18', [3, 32, 32], 10).hasBatchNorm, false);
 });

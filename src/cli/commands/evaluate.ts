@@ -9,13 +9,15 @@ import {
   randomSubsetBaseline,
   type Score,
 } from '../../eval/index.js';
-import { createReporter, parsePrecision, pct } from '../output.js';
+import { evaluationModel } from '../../models/index.js';
+import { createReporter, parsePrecision, pct, UsageError } from '../output.js';
 
 export interface EvalCommandOptions {
   models?: string;
   runs: number;
   epochs?: number;
-  augment: boolean;
+  /** true (DSA, the default), false (--no-augment), 'dc' (DC's rule) or a protocol augmentation string. */
+  augment: boolean | string;
   precision: string;
   baselines: boolean;
   fullEpochs: number;
@@ -38,21 +40,29 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     preprocessing: probe.preprocessing,
   });
   const art = loadArtifact(artifactDir, dataset);
+  // Default: the model the references evaluate on (batch norm replaced by instance norm, eval mode 'S').
   const models = o.models
     ? o.models
         .split(',')
         .map((m) => m.trim())
         .filter(Boolean)
-    : [art.meta.model];
-  const protocol = {
-    ...defaultProtocol(dataset.name, { augment: o.augment, precision }),
-    ...(o.epochs ? { epochs: o.epochs } : {}),
-  };
+    : [evaluationModel(art.meta.model)];
+  const choice = o.augment === 'true' ? true : o.augment === 'false' ? false : o.augment;
+  // DC's rule depends on the model (crop_noise for ConvNetBN), so each model has its own protocol.
+  const protocols = models.map((m) => {
+    try {
+      return defaultProtocol(dataset.name, { augment: choice, precision, epochs: o.epochs, evalModel: m });
+    } catch (e) {
+      throw new UsageError(`--augment: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  });
   out.info(
     `Evaluating ${artifactDir}: ${art.meta.method} on ${dataset.name}, ${art.meta.ipc} images per class, ${art.meta.labels} labels${art.lr ? `, learned lr ${art.lr.toPrecision(4)}` : ''}`,
   );
-  out.info(
-    `Protocol: ${protocol.epochs} epochs, lr ${art.lr ?? protocol.lr}, augmentation ${protocol.augment}, ${protocol.precision}; ${o.runs} networks per model`,
+  models.forEach((m, i) =>
+    out.info(
+      `Protocol (${m}): ${protocols[i].epochs} epochs, lr ${art.lr ?? protocols[i].lr}, augmentation ${protocols[i].augment}, ${protocols[i].precision}; ${o.runs} networks`,
+    ),
   );
   // The full-data baseline trains one network per model (it is the expensive one, and cached).
   const total = models.length * (o.runs * (o.baselines ? 2 : 1) + (o.baselines ? 1 : 0));
@@ -62,27 +72,29 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     bar.update(++done, { status: `${model} #${run + 1}: ${pct(acc)}%` });
     out.event('run', { model, run, accuracy: acc });
   };
-  const opts = { models, runs: o.runs, protocol, seed: o.seed, onRun };
-  const distilled = evaluateSet(
-    dataset,
-    { images: art.images, labels: art.labels, lr: art.lr ?? undefined },
-    opts,
-  );
-  const random = o.baselines ? randomSubsetBaseline(dataset, art.meta.ipc, opts) : null;
-  const full = o.baselines ? fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }) : null;
+  const distilled: Record<string, Score> = {};
+  const random: Record<string, Score> = {};
+  const full: Record<string, Score> = {};
+  models.forEach((m, i) => {
+    const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: o.seed, onRun };
+    const set = { images: art.images, labels: art.labels, lr: art.lr ?? undefined };
+    Object.assign(distilled, evaluateSet(dataset, set, opts));
+    if (!o.baselines) return;
+    Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
+    Object.assign(full, fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }));
+  });
   bar.stop();
   const lines = [
-    `| model | ${art.meta.method} (ipc ${art.meta.ipc}) | random subset (ipc ${art.meta.ipc}) | full data (${o.fullEpochs} epochs, 1 network) |`,
+    `| model | ${art.meta.method} (ipc ${art.meta.ipc}) | random subsets (ipc ${art.meta.ipc}, one per network) | full data (${o.fullEpochs} epochs, 1 network) |`,
     '|---|---|---|---|',
   ];
-  for (const m of models)
-    lines.push(`| ${m} | ${fmt(distilled[m])} | ${fmt(random?.[m])} | ${fmt(full?.[m])} |`);
+  for (const m of models) lines.push(`| ${m} | ${fmt(distilled[m])} | ${fmt(random[m])} | ${fmt(full[m])} |`);
   out.result(lines.join('\n'), {
     artifact: artifactDir,
-    protocol,
+    protocol: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
     distilled,
-    randomSubset: random,
-    fullData: full,
+    randomSubset: o.baselines ? random : null,
+    fullData: o.baselines ? full : null,
   });
   for (const t of [art.images, art.labels, probe.images, probe.labels]) t.dispose();
   dataset.dispose();
