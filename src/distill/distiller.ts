@@ -20,7 +20,7 @@ import {
 } from '../eval/index.js';
 import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
-import type { DistillConfig } from './config.js';
+import { resolveConfig, type DistillConfig } from './config.js';
 import { getMethod } from './registry.js';
 import { RunDir } from './rundir.js';
 import { PixelParameterization, SyntheticSet } from './synthetic.js';
@@ -93,7 +93,8 @@ export class Distiller {
     const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
     if (o.resume) {
       const record = this.runDir.readRecord();
-      const diff = sameConfig(record.config, cfg);
+      // Resolved again, so that defaults added since the run started (e.g. evalModel) compare equal.
+      const diff = sameConfig(resolveConfig(record.config as unknown as Record<string, unknown>), cfg);
       if (diff)
         throw new DistillError(`cannot resume ${this.runDir.path} with a different configuration: ${diff}`);
       if (record.dataset.checksum !== dataset.info.checksum) {
@@ -137,7 +138,7 @@ export class Distiller {
     }
 
     // The optimizer is built after method.init (below), which may add learnable tensors.
-    let opt: E.Optimizer | null = null;
+    let opt!: E.Optimizer;
     const buildOptimizer = (): E.Optimizer => {
       const params = synthetic.learnable;
       const made =
@@ -160,7 +161,7 @@ export class Distiller {
 
     const saveCheckpoint = (iteration: number) => {
       E.tidy(() => {
-        const state = (opt as E.Optimizer).stateDict();
+        const state = opt.stateDict();
         const labelKey = synthetic.labelForm === 'logits' ? 'labelLogits' : 'labels';
         const tensors: Record<string, E.Tensor> = {
           images: synthetic.parameterization.tensors[0].detach(),
@@ -206,14 +207,13 @@ export class Distiller {
           `the ${cfg.method} loss became ${loss} at iteration ${current + 1}; stopped. The last good checkpoint (iteration ${good}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
         );
       }
-      const optimizer = opt as E.Optimizer;
-      if (grads.length !== optimizer.params.length) {
+      if (grads.length !== opt.params.length) {
         for (const g of grads) g?.dispose();
         throw new DistillError(
-          `${cfg.method} passed ${grads.length} gradient(s) for the synthetic set's ${optimizer.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
+          `${cfg.method} passed ${grads.length} gradient(s) for the synthetic set's ${opt.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
         );
       }
-      optimizer.step(grads);
+      opt.step(grads);
       for (const g of grads) g?.dispose();
     };
     const ctx = { dataset, synthetic, gen, model: cfg.model, update, state: methodState };

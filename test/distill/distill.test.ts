@@ -326,3 +326,35 @@ test("the run config evaluates on the references' model and protocol by default 
   );
   assert.throws(() => resolveConfig({ model: 'ConvNetXY' }), /cannot parse 'XY'/);
 });
+
+test('a method that passes a gradient count other than synthetic.learnable is stopped with a clear error', async () => {
+  const { registerMethod } = await import('../../src/distill/registry.js');
+  const { z } = await import('zod');
+  registerMethod({
+    name: 'two-grads',
+    family: 'distribution matching',
+    subFamily: 'test',
+    summary: 'passes one gradient too many',
+    needs: 'nothing',
+    schema: z.object({}),
+    defaults: {},
+    step(ctx) {
+      const [images] = ctx.synthetic.learnable;
+      ctx.update([E.zerosLike(images), E.zerosLike(images)], 1);
+      return { loss: 1 };
+    },
+  });
+  const config = resolveConfig({
+    dataset: data,
+    method: 'two-grads',
+    ipc: 1,
+    model: 'ConvNetW8',
+    iterations: 1,
+    evalRuns: 0,
+  });
+  const d = new Distiller(config, new RunDir(join(tempDir('two-grads'), 'r')));
+  await assert.rejects(
+    d.run({ resume: false }),
+    /passed 2 gradient\(s\) for the synthetic set's 1 learnable tensor\(s\)/,
+  );
+});
