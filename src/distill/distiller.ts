@@ -137,8 +137,6 @@ export class Distiller {
       synthetic = SyntheticSet.create(dataset, cfg.ipc, cfg.init, gen);
     }
 
-    // The optimizer is built after method.init (below), which may add learnable tensors.
-    let opt!: E.Optimizer;
     const buildOptimizer = (): E.Optimizer => {
       const params = synthetic.learnable;
       const made =
@@ -218,7 +216,8 @@ export class Distiller {
     };
     const ctx = { dataset, synthetic, gen, model: cfg.model, update, state: methodState };
     if (!checkpoint) method.init?.(ctx, cfg.methodConfig);
-    opt = buildOptimizer();
+    // Built after method.init, which may add learnable tensors (the closures above run only later).
+    const opt = buildOptimizer();
     let interrupted = false;
     for (let it = start; it < cfg.iterations; it++) {
       // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
