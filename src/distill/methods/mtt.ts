@@ -178,9 +178,12 @@ function splitLr(p: TrajectoryProblem, wrt: E.Tensor[]): { lrIndex: number; othe
   return { lrIndex, others: wrt.filter((_, i) => i !== lrIndex) };
 }
 
-/** Per-tensor gradients of `value` with respect to `others`, retained graph (images may share a decoder graph). */
-function gradientsOf(value: E.Tensor, others: E.Tensor[]): (E.Tensor | null)[] {
-  return others.length ? E.grad(value, others, { allowUnused: true, retainGraph: true }) : [];
+/**
+ * Per-tensor gradients of `value` (null where unused), keeping the graph: the decoded images of every
+ * student step share the decoder's graph, which later steps differentiate again.
+ */
+function gradientsOf(value: E.Tensor, wrt: E.Tensor[]): (E.Tensor | null)[] {
+  return wrt.length ? E.grad(value, wrt, { allowUnused: true, retainGraph: true }) : [];
 }
 
 /** Adds `parts` (per `wrt` entry; null = nothing) into `sums`, disposing what it replaces. */
@@ -212,8 +215,8 @@ export function adjointGradients(p: TrajectoryProblem, wrt: E.Tensor[]): Traject
         const leaf = thetas[t].detach().requiresGrad_();
         const [g] = E.grad(studentLoss(p, leaf, p.steps[t]), [leaf], { createGraph: true });
         const inner = g.mul(lam).sum();
-        const [hvp] = E.grad(inner, [leaf], { allowUnused: true, retainGraph: true });
-        const rest = gradientsOf(inner, others);
+        // One backward pass for the Hessian-vector product and the images' (and labels') terms.
+        const [hvp, ...rest] = gradientsOf(inner, [leaf, ...others]);
         let k = 0;
         const parts = wrt.map((_, i) => {
           if (i === lrIndex) return inner.detach().neg();
