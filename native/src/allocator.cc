@@ -189,14 +189,31 @@ Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// The memory this process may use: physical memory, or less when a cgroup caps it (v2 memory.max,
-// v1 memory/memory.limit_in_bytes under DISTILLERY_CGROUP_ROOT, default /sys/fs/cgroup); "max" or
-// an absent file means no cap.
+// The memory this process may use: physical memory, or less when a cgroup caps it. Read under
+// DISTILLERY_CGROUP_ROOT (default /sys/fs/cgroup): the root's v2 memory.max or v1
+// memory/memory.limit_in_bytes (a container sees its own cgroup there), and those of this process's
+// cgroup and every ancestor named in /proc/self/cgroup (DISTILLERY_CGROUP_PROC overrides the path),
+// e.g. a systemd slice on a host. The smallest cap wins; "max" or an absent file means no cap.
 static int64_t AvailableMemory() {
   int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
   const char* root = std::getenv("DISTILLERY_CGROUP_ROOT");
+  const char* proc = std::getenv("DISTILLERY_CGROUP_PROC");
   std::string base = root ? root : "/sys/fs/cgroup";
-  for (const std::string& path : {base + "/memory.max", base + "/memory/memory.limit_in_bytes"}) {
+  std::vector<std::string> files = {base + "/memory.max", base + "/memory/memory.limit_in_bytes"};
+  std::ifstream self(proc ? proc : "/proc/self/cgroup");
+  std::string line;
+  while (std::getline(self, line)) {
+    // v2: "0::/a/b"; v1: "7:memory:/a/b" (controllers may share a line: "4:cpu,memory:/a").
+    size_t first = line.find(':');
+    size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    std::string controllers = line.substr(first + 1, second - first - 1);
+    bool v2 = controllers.empty();
+    if (!v2 && ("," + controllers + ",").find(",memory,") == std::string::npos) continue;
+    for (std::string p = line.substr(second + 1); p.size() > 1; p = p.substr(0, p.rfind('/')))
+      files.push_back(v2 ? base + p + "/memory.max" : base + "/memory" + p + "/memory.limit_in_bytes");
+  }
+  for (const std::string& path : files) {
     std::ifstream file(path);
     std::string value;
     if (!(file >> value) || value == "max") continue;

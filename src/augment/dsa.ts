@@ -198,6 +198,11 @@ export class DSA {
       }
       case 'scale':
       case 'rotate': {
+        // align_corners false, as DatasetCondensation's DiffAugment; mtt-distillation's and tesla's
+        // copies pass true. For these maps (no translation) both sample output pixel i at
+        // A (i - (n-1)/2) + (n-1)/2 when height = width, so the two agree on square images
+        // (test/reference/dsa.test.ts compares with both; every registered dataset is square; a
+        // non-square image would rotate as DatasetCondensation's, not as mtt-distillation's).
         const theta = new Float64Array(u.length * 6);
         u.forEach((r, i) => {
           if (group === 'scale') {

@@ -111,7 +111,7 @@ program
   .argument('<artifact>', 'artifact directory (synthetic.safetensors + meta.json)')
   .option(
     '--models <list>',
-    'comma-separated model specs (default: the model it was distilled with), e.g. ConvNet,ResNet18BN',
+    "comma-separated model specs (default: the method's reference choice: the distillation model with batch norm replaced by instance norm, DM: that model itself), e.g. ConvNet,ResNet18BN",
   )
   .option(
     '--runs <n>',
@@ -122,7 +122,7 @@ program
   .option('--epochs <e>', 'training epochs (default 1000 with augmentation, 300 without)', positiveInt)
   .option(
     '--augment <a>',
-    "training augmentation: 'true' (DSA, default), 'dc' (DC's protocol: crop/scale/rotate on MNIST), 'none', or e.g. 'dc:crop_noise'",
+    "training augmentation (default: the producing method's reference protocol: DC 'dc', else 'dsa'): 'dsa' (or 'true'), 'dc' (DC's rule: crop/scale/rotate on MNIST), 'none', or e.g. 'dc:crop_noise'",
   )
   .option('--no-augment', 'train without augmentation')
   .option(

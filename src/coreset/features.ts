@@ -131,16 +131,8 @@ export function selectionNetwork(
   };
   const file = join(cacheDir(), 'selection', `${cacheName(key)}.safetensors`);
   const net = createNetwork(settings.model, dataset.imageShape, dataset.numClasses);
-  if (existsSync(file)) {
-    const cached = E.loadSafetensors(file);
-    if (cached.metadata.key === JSON.stringify(key)) {
-      const state = net.init(new E.Generator(0));
-      const loaded = unflattenParams(cached.tensors.params, paramLayout(state));
-      for (const [k, t] of loaded.params) state.params.set(k, t.clone());
-      for (const k of state.buffers.keys()) state.buffers.set(k, cached.tensors[`buffer.${k}`].clone());
-      return { net, state, forgetting: Float64Array.from(cached.tensors.forgetting.toNumbers()) };
-    }
-  }
+  const hit = existsSync(file) ? readCachedSelection(file, key, net) : null;
+  if (hit) return hit;
   onTrain?.(settings);
   const trained = trainFeatureNet(dataset, new E.Generator(seed), { ...settings, onEpoch });
   mkdirSync(join(cacheDir(), 'selection'), { recursive: true });
@@ -153,6 +145,27 @@ export function selectionNetwork(
     E.saveSafetensors(file, tensors, { key: JSON.stringify(key) });
   });
   return trained;
+}
+
+/** A cached selection network, or null when the entry is for another key or unreadable (then recomputed). */
+function readCachedSelection(file: string, key: unknown, net: Network): FeatureNet | null {
+  try {
+    const cached = E.loadSafetensors(file);
+    if (cached.metadata.key !== JSON.stringify(key)) return null;
+    const state = net.init(new E.Generator(0));
+    const loaded = unflattenParams(cached.tensors.params, paramLayout(state));
+    for (const [k, t] of loaded.params) state.params.set(k, t.clone());
+    for (const k of state.buffers.keys()) {
+      const b = cached.tensors[`buffer.${k}`];
+      if (!b) return null;
+      state.buffers.set(k, b.clone());
+    }
+    if (!cached.tensors.forgetting) return null;
+    return { net, state, forgetting: Float64Array.from(cached.tensors.forgetting.toNumbers()) };
+  } catch {
+    // A truncated or foreign file: train again and overwrite it.
+    return null;
+  }
 }
 
 /** Embeddings (features before the classifier) of the given training images, batched, no grad. */

@@ -115,7 +115,9 @@ export function resolveConfig(input: Record<string, unknown>): DistillConfig {
   if (!m.success) throw new ConfigError(`invalid ${config.method} settings: ${issues(m.error)}`);
   let evalModel: string;
   try {
-    evalModel = config.evalModel ?? evaluationModel(config.model);
+    // evaluationModel parses the spec, so a bad model fails here whichever the default is.
+    const counterpart = evaluationModel(config.model);
+    evalModel = config.evalModel ?? (method.evalMode === 'SS' ? config.model : counterpart);
   } catch (e) {
     if (e instanceof ModelSpecError) throw new ConfigError(e.message);
     throw e;

@@ -49,6 +49,12 @@ export interface Method<Config> {
    * (e.g. DC: noise init, image lr 0.1); merged beneath the preset.
    */
   readonly defaults: Record<string, unknown>;
+  /**
+   * The model the reference evaluates on when none is given: 'S' (default; the training model with
+   * batch norm replaced by instance norm, eval_mode 'S' of DC/DSA, MTT and TESLA) or 'SS' (the
+   * training model itself, main_DM.py's default).
+   */
+  readonly evalMode?: 'S' | 'SS';
   /** Once before the first iteration of a new run (not on resume), e.g. to add a learnable lr or soft labels. */
   init?(ctx: MethodContext, config: Config): void;
   /** One outer iteration: computes matching losses and applies its updates through ctx.update. */

@@ -36,14 +36,15 @@ export interface Protocol {
 }
 
 /**
- * How evaluation networks are augmented: true = DSA with the dataset's strategy (DSA, DM, MTT),
- * false = none, 'dc' = DC's rule (reference get_daparam: 'crop_noise' for a ConvNetBN evaluation
- * model, 'crop_scale_rotate' on MNIST, none otherwise), or an explicit Protocol.augment string.
+ * How evaluation networks are augmented: true or 'dsa' = DSA with the dataset's strategy (DSA, DM,
+ * MTT, TESLA), false = none, 'dc' = DC's rule (reference get_daparam: 'crop_noise' for a ConvNetBN
+ * evaluation model, 'crop_scale_rotate' on MNIST, none otherwise), or an explicit Protocol.augment
+ * string.
  */
 export type AugmentChoice = boolean | string;
 
 export function resolveAugment(choice: AugmentChoice, datasetName: string, evalModel?: string): string {
-  if (choice === true) return defaultStrategy(datasetName);
+  if (choice === true || choice === 'dsa') return defaultStrategy(datasetName);
   if (choice === false) return 'none';
   if (choice !== 'dc') {
     batchAugmenter(choice); // validates the spec

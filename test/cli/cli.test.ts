@@ -96,6 +96,8 @@ test('coreset then eval, end to end on a small image folder', () => {
   assert.equal(r.status, 0, r.stderr);
   const proto = JSON.parse(r.stdout.trim().split('\n').pop() as string).protocol.ConvNetBN;
   assert.equal(proto.augment, 'dc:crop_noise');
+  const dsa = JSON.parse(dc(['--augment', 'dsa', '--epochs', '1']).stdout.trim().split('\n').pop() as string);
+  assert.equal(dsa.protocol.ConvNetBN.augment, 'color_crop_cutout_flip_scale_rotate');
   const none = JSON.parse(dc(['--no-augment', '--epochs', '1']).stdout.trim().split('\n').pop() as string);
   assert.equal(none.protocol.ConvNetBN.augment, 'none');
   const bad = dc(['--augment', 'dc:spin']);

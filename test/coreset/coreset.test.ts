@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { loadDataset } from '../../src/data/registry.js';
 import {
@@ -75,6 +77,14 @@ test('the selection network is trained once and then read from the cache (weight
   for (const [k, t] of a.state.params) assert.equal(t.sub(b.state.params.get(k)!).abs().max().item(), 0, k);
   selectionNetwork(ds, 4, { ...o, onTrain: () => trained++ });
   assert.equal(trained, 2, 'another seed is another network');
+  // A truncated cache file (a crash of another tool, a full disk) is trained again and replaced.
+  const dir = join(process.env.DISTILLERY_CACHE, 'selection');
+  for (const f of readdirSync(dir)) writeFileSync(join(dir, f), readFileSync(join(dir, f)).subarray(0, 100));
+  const c = selectionNetwork(ds, 3, { ...o, onTrain: () => trained++ });
+  assert.equal(trained, 3);
+  assert.deepEqual([...c.forgetting], [...a.forgetting], 'the same network again');
+  selectionNetwork(ds, 3, { ...o, onTrain: () => trained++ });
+  assert.equal(trained, 3, 'and cached again');
 });
 
 test('every method selects ipc images of each class from that class', () => {

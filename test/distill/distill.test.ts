@@ -316,9 +316,20 @@ test('Ctrl-C (SIGINT) checkpoints after the current iteration, exits 130, and th
   assert.equal(resumed.status, 0, resumed.stderr);
 });
 
-test("the run config evaluates on the references' model and protocol by default (eval mode 'S', 1000/300 epochs)", () => {
+test("the run config evaluates on the references' model and protocol by default (eval mode 'S', DM 'SS'; DC's augmentation)", () => {
   const bn = resolveConfig({ dataset: 'mnist', method: 'dc', model: 'ConvNetBN' });
   assert.equal(bn.evalModel, 'ConvNet');
+  assert.equal(bn.evalAugment, 'dc', "main.py evaluates a DC set with get_daparam's augmentation");
+  assert.equal(resolveConfig({ dataset: 'mnist', method: 'dsa', model: 'ConvNetBN' }).evalAugment, true);
+  assert.equal(
+    resolveConfig({ dataset: 'mnist', method: 'mtt', model: 'ConvNetBN', methodConfig: { experts: 'e' } })
+      .evalModel,
+    'ConvNet',
+  );
+  // main_DM.py's eval_mode 'SS': the training model itself, batch norm included.
+  const dm = resolveConfig({ dataset: 'mnist', method: 'dm', model: 'ConvNetBN' });
+  assert.equal(dm.evalModel, 'ConvNetBN');
+  assert.equal(dm.evalAugment, true);
   assert.equal(bn.evalEpochs, undefined, 'epochs follow the augmentation (1000 with, 300 without)');
   assert.equal(
     resolveConfig({ dataset: 'mnist', model: 'ConvNetBN', evalModel: 'ConvNetBN' }).evalModel,

@@ -19,6 +19,7 @@ import {
   adjointGradients,
   iterationProblem,
   mtt,
+  nextExpertIndex,
   teslaGradients,
   unrolledGradients,
   unrolledLoss,
@@ -249,12 +250,42 @@ test("the learned lr takes the known first step: lr - lrLr * dL/dlr (PyTorch's m
   synthetic.setLr(E.tensor(lr0, { shape: [] }).requiresGrad_());
   const replay = new E.Generator(0);
   replay.setState(snapshot);
-  const problem = iterationProblem({ ...ctx, gen: replay }, config);
+  const problem = iterationProblem({ ...ctx, gen: replay, state: new Map() }, config);
   const g = unrolledGradients(problem, [problem.lr]).grads[0].item();
   assert.ok(Math.abs(g) > 1e-4, `a gradient to follow (${g})`);
   const expected = lr0 - 1e-3 * g;
   assert.ok(Math.abs(lr1 - expected) <= 1e-6 * Math.abs(lr0), `lr ${lr0} -> ${lr1}, expected ${expected}`);
   assert.ok(Math.sign(lr1 - lr0) === -Math.sign(g), 'it moves against the gradient');
+});
+
+test('experts are walked as the references do (load_all off): each pass a shuffled order without replacement', () => {
+  const config = mtt.schema.parse({ experts: expertsDir });
+  assert.equal(config.expertSampling, 'walk');
+  const state = new Map<string, E.Tensor>();
+  const gen = new E.Generator(1);
+  const picks = Array.from({ length: 15 }, () => nextExpertIndex(5, config, gen, state));
+  const passes = [0, 5, 10].map((i) => picks.slice(i, i + 5));
+  for (const p of passes) assert.deepEqual([...p].sort(), [0, 1, 2, 3, 4], `one pass: ${p.join(',')}`);
+  assert.ok(
+    passes.some((p) => p.join() !== passes[0].join()),
+    'each pass is reshuffled',
+  );
+  // --load_all: with replacement, so some draw repeats within 15 picks of 5 experts.
+  const uniform = { ...config, expertSampling: 'uniform' as const };
+  const draws = Array.from({ length: 15 }, () => nextExpertIndex(5, uniform, gen, new Map()));
+  assert.ok(
+    [0, 5, 10].some((i) => new Set(draws.slice(i, i + 5)).size < 5),
+    draws.join(','),
+  );
+});
+
+test("a run recorded with the former boolean softLabels resolves to the mode it meant (true: 'fixed')", () => {
+  assert.equal(mtt.schema.parse({ experts: expertsDir, softLabels: true }).softLabels, 'fixed');
+  assert.equal(mtt.schema.parse({ experts: expertsDir, softLabels: false }).softLabels, 'off');
+  assert.throws(
+    () => mtt.schema.parse({ experts: expertsDir, softLabels: 'yes' }),
+    /'off' \| 'teacher' \| 'fixed'/,
+  );
 });
 
 test('an MTT run stopped after a checkpoint resumes to the same images, lr and lr momentum', async () => {
@@ -267,8 +298,8 @@ test('an MTT run stopped after a checkpoint resumes to the same images, lr and l
   await new Distiller(config, new RunDir(part)).run({ resume: true });
   const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
   const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
-  for (const key of ['images', 'lr', 'method.lrMomentum'])
-    assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
+  for (const key of ['images', 'lr', 'method.lrMomentum', 'method.expertOrder', 'method.expertNext'])
+    assert.deepEqual(a[key].toNumbers(), b[key].toNumbers(), `${key} identical`);
 });
 
 test('learned soft labels (logits): they move, stay on the simplex, and a resumed run ends identical', async () => {

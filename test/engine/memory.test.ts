@@ -119,15 +119,17 @@ test('leak test: 5,000 training steps of a small ConvNet hold RSS within +100 MB
 test("the allocator's default cache cap is half the memory a cgroup allows (v2 memory.max, v1 limit), or of RAM", () => {
   const ENGINE = fileURLToPath(new URL('../../src/engine/index.js', import.meta.url));
   const probe = `const E = await import(${JSON.stringify(ENGINE)}); console.log(E.allocatorStats().cacheLimitBytes);`;
-  const limitWith = (files: Record<string, string>) => {
+  const limitWith = (files: Record<string, string>, self = '0::/\n') => {
     const root = tempDir('cgroup');
     for (const [path, value] of Object.entries(files)) {
       mkdirSync(join(root, path, '..'), { recursive: true });
       writeFileSync(join(root, path), `${value}\n`);
     }
+    const proc = join(tempDir('cgroup-proc'), 'cgroup');
+    writeFileSync(proc, self);
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
       encoding: 'utf8',
-      env: { ...process.env, DISTILLERY_CGROUP_ROOT: root },
+      env: { ...process.env, DISTILLERY_CGROUP_ROOT: root, DISTILLERY_CGROUP_PROC: proc },
     });
     assert.equal(r.status, 0, r.stderr);
     return Number(r.stdout.trim());
@@ -137,6 +139,30 @@ test("the allocator's default cache cap is half the memory a cgroup allows (v2 m
   assert.equal(limitWith({ 'memory/memory.limit_in_bytes': String(2 * gib) }), gib, 'cgroup v1');
   assert.equal(limitWith({ 'memory.max': 'max' }), Math.floor(totalmem() / 2), 'no cap: half of RAM');
   assert.equal(limitWith({}), Math.floor(totalmem() / 2), 'no cgroup files');
+  // A host process in a slice: its own cgroup's limit, or an ancestor's, from /proc/self/cgroup.
+  const slice = 'system.slice/job.service';
+  assert.equal(limitWith({ [`${slice}/memory.max`]: String(gib) }, `0::/${slice}\n`), gib / 2, 'v2 own');
+  assert.equal(
+    limitWith(
+      { 'system.slice/memory.max': String(2 * gib), [`${slice}/memory.max`]: 'max' },
+      `0::/${slice}\n`,
+    ),
+    gib,
+    'v2 ancestor',
+  );
+  assert.equal(
+    limitWith(
+      { [`memory/${slice}/memory.limit_in_bytes`]: String(gib) },
+      `5:cpu,memory:/${slice}\n1:name=systemd:/x\n`,
+    ),
+    gib / 2,
+    'v1 with shared controllers',
+  );
+  assert.equal(
+    limitWith({ [`${slice}/memory.max`]: String(gib) }, `5:cpu:/${slice}\n`),
+    Math.floor(totalmem() / 2),
+    'a v1 line of another controller names no memory limit',
+  );
 });
 
 test('worker threads load the addon and allocate concurrently: one allocator, consistent counters', async () => {

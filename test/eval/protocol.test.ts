@@ -37,6 +37,7 @@ test("DC's evaluation rule (get_daparam): crop/scale/rotate on MNIST for 1000 ep
   assert.equal(resolveAugment('dc', 'fashion-mnist', 'ConvNet'), 'none');
   assert.equal(resolveAugment('dc', 'cifar10', 'ConvNetBN'), 'dc:crop_noise');
   assert.equal(resolveAugment(true, 'cifar10'), 'color_crop_cutout_flip_scale_rotate');
+  assert.equal(resolveAugment('dsa', 'mnist'), 'color_crop_cutout_scale_rotate');
   assert.equal(defaultProtocol('mnist', { augment: 'dc', evalModel: 'ConvNet' }).epochs, 1000);
   assert.equal(defaultProtocol('cifar10', { augment: 'dc', evalModel: 'ConvNet' }).epochs, 300);
   assert.throws(() => resolveAugment('dc:crop_spin', 'mnist'), /unknown DC augmentation 'spin'/);

@@ -45,3 +45,19 @@ test("DSA's Siamese draws: one draw shared by the real and the synthetic batch e
   });
   assert.ok(seen.size >= 3, `the seeds cover several groups (${[...seen].join(', ')})`);
 });
+
+test("MTT/TESLA's DiffAugment (scale and rotate with align_corners true) gives the same pixels on square images", () => {
+  // mtt-distillation and tesla resample with align_corners=True, DatasetCondensation (and we) with
+  // False. For an affine map without translation both put every output pixel centre at the same
+  // source point when height = width (see dsa.ts), so one implementation serves all four methods.
+  const dsa = new DSA({ strategy: GROUPS.join('_') });
+  for (const set of ['rgb10', 'gray28']) {
+    const x = fx.get(`mtt.${set}.input`);
+    for (const group of fx.meta.mttGroups.split(',') as Group[]) {
+      const draws: SegmentParams[] = rows(fx.get(`mtt.${set}.${group}.u`)).map((u) => ({ group, u }));
+      const ours = dsa.apply(x, draws, new Array<number>(draws.length).fill(1));
+      assertAllClose(ours, fx.get(`mtt.${set}.${group}.output`), 1e-5, `${set} ${group}`);
+      assert.ok(ours.sub(x).abs().max().item() > 1e-3, `${set} ${group} changed the images`);
+    }
+  }
+});

@@ -91,3 +91,18 @@ test("TESLA's teacher labels equal the reference's: the target parameters' softm
   const labels = teacherLabels(problem.net, problem.target, problem.layout, problem.images);
   assertAllClose(labels, fx.get('teacher.labels'), 1e-9, 'teacher labels');
 });
+
+test("the DSA fixture's student steps include the resampling groups (mtt-distillation's and tesla's DiffAugment)", () => {
+  const fx = referenceFixture('trajectory-dsa');
+  const order = fx.meta.groups.split(',');
+  for (const method of ['mtt', 'tesla']) {
+    const groups = Array.from(
+      { length: Number(fx.meta.steps) },
+      (_, s) => order[fx.get(`${method}.step${s}.group`).item()],
+    );
+    assert.ok(
+      groups.includes('scale') && groups.includes('rotate'),
+      `${method} groups drawn: ${groups.join(', ')}`,
+    );
+  }
+});

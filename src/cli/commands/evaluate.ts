@@ -9,6 +9,8 @@ import {
   randomSubsetBaseline,
   type Score,
 } from '../../eval/index.js';
+import { METHODS } from '../../distill/registry.js';
+import type { AugmentChoice } from '../../eval/index.js';
 import { evaluationModel } from '../../models/index.js';
 import { createReporter, parsePrecision, pct, UsageError } from '../output.js';
 
@@ -16,8 +18,11 @@ export interface EvalCommandOptions {
   models?: string;
   runs: number;
   epochs?: number;
-  /** true (DSA, the default), false (--no-augment), 'dc' (DC's rule) or a protocol augmentation string. */
-  augment: boolean | string;
+  /**
+   * Absent: the producing method's reference protocol (DC: 'dc', else DSA); true or 'dsa' (DSA),
+   * false (--no-augment), 'dc' (DC's rule) or a protocol augmentation string.
+   */
+  augment?: boolean | string;
   precision: string;
   baselines: boolean;
   fullEpochs: number;
@@ -40,14 +45,16 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     preprocessing: probe.preprocessing,
   });
   const art = loadArtifact(artifactDir, dataset);
-  // Default: the model the references evaluate on (batch norm replaced by instance norm, eval mode 'S').
+  // Defaults: what the producing method's reference evaluates with (coresets: DSA on eval mode 'S').
+  const method = METHODS.find((m) => m.name === art.meta.method);
   const models = o.models
     ? o.models
         .split(',')
         .map((m) => m.trim())
         .filter(Boolean)
-    : [evaluationModel(art.meta.model)];
-  const choice = o.augment === 'true' ? true : o.augment === 'false' ? false : o.augment;
+    : [method?.evalMode === 'SS' ? art.meta.model : evaluationModel(art.meta.model)];
+  const given = o.augment === 'true' ? true : o.augment === 'false' ? false : o.augment;
+  const choice = given ?? (method?.defaults.evalAugment as AugmentChoice | undefined) ?? true;
   // DC's rule depends on the model (crop_noise for ConvNetBN), so each model has its own protocol.
   const protocols = models.map((m) => {
     try {

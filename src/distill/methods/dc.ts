@@ -209,7 +209,13 @@ function gradientMatching(o: {
     summary: o.summary,
     needs: 'a dataset; second-order gradients (double backprop through the network)',
     schema: makeSchema(o.dsa) as z.ZodType<GradientMatchingConfig>,
-    defaults: { init: o.init, iterations: 1000, optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.5 } },
+    defaults: {
+      init: o.init,
+      iterations: 1000,
+      optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.5 },
+      // main.py evaluates a DC set with get_daparam's augmentation, a DSA set with DSA.
+      evalAugment: o.dsa ? true : 'dc',
+    },
 
     step(ctx: MethodContext, config: GradientMatchingConfig): StepResult {
       const { dataset, synthetic, gen, model } = ctx;

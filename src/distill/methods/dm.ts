@@ -114,6 +114,8 @@ export const dm: Method<DMConfig> = {
   schema: schema as z.ZodType<DMConfig>,
 
   defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 1, momentum: 0.5 } },
+  // main_DM.py's eval_mode 'SS': a ConvNetBN set is evaluated on ConvNetBN.
+  evalMode: 'SS',
 
   step({ dataset, synthetic, gen, model, update }: MethodContext, config: DMConfig): StepResult {
     const k = dataset.numClasses;

@@ -73,7 +73,17 @@ function makeSchema(method: 'mtt' | 'tesla') {
        * iteration from the sampled target parameters on the current images. 'fixed': soft labels computed
        * once at init from a random expert's final epoch.
        */
-      softLabels: z.enum(['off', 'teacher', 'fixed']).default('off'),
+      // Runs recorded before the three modes had a boolean: true was today's 'fixed'.
+      softLabels: z.preprocess(
+        (v) => (v === true ? 'fixed' : v === false ? 'off' : v),
+        z.enum(['off', 'teacher', 'fixed']).default('off'),
+      ),
+      /**
+       * 'walk' (the references' default, load_all off): experts in a shuffled order without
+       * replacement, reshuffled when all were used. 'uniform' (their --load_all): one drawn with
+       * replacement each iteration.
+       */
+      expertSampling: z.enum(['walk', 'uniform']).default('walk'),
       /** Learn the 'fixed' soft labels as logits (softmax), by their own SGD (lrLabels, momentum 0.5). */
       learnLabels: z.boolean().default(false),
       lrLabels: z.number().positive().default(10),
@@ -323,12 +333,44 @@ function checkEpochs(set: ExpertSet, config: TrajectoryConfig): void {
   }
 }
 
-function sampleIteration(set: ExpertSet, config: TrajectoryConfig, gen: E.Generator): IterationSample {
+function sampleIteration(
+  set: ExpertSet,
+  config: TrajectoryConfig,
+  gen: E.Generator,
+  state: Map<string, E.Tensor>,
+): IterationSample {
   return E.tidy(() => {
-    const expert = set.complete[E.randint(0, set.complete.length, [1], { generator: gen }).item()];
+    const expert = set.complete[nextExpertIndex(set.complete.length, config, gen, state)];
     const startEpoch = E.randint(0, config.maxStartEpoch, [1], { generator: gen }).item();
     return { expert, startEpoch };
   });
+}
+
+/**
+ * Index into the complete experts. 'walk' keeps its order and position in the method state (saved
+ * with checkpoints, so a resumed run continues the same walk); the reference walks files of 10
+ * experts in shuffled order, then the experts of each file shuffled: for up to 10 experts (one file)
+ * that is this walk exactly, beyond it each pass still uses every expert once.
+ */
+export function nextExpertIndex(
+  n: number,
+  config: TrajectoryConfig,
+  gen: E.Generator,
+  state: Map<string, E.Tensor>,
+): number {
+  if (config.expertSampling === 'uniform') return E.randint(0, n, [1], { generator: gen }).item();
+  let order = state.get('expertOrder');
+  let next = state.get('expertNext')?.item() ?? 0;
+  if (!order || order.size(0) !== n || next >= n) {
+    // A new pass (or the set of complete experts changed under a resumed run).
+    order?.dispose();
+    order = E.randperm(n, { generator: gen }).keep();
+    state.set('expertOrder', order);
+    next = 0;
+  }
+  state.get('expertNext')?.dispose();
+  state.set('expertNext', E.tensor(next + 1, { shape: [], dtype: 'float64' }).keep());
+  return order.toNumbers()[next];
 }
 
 /** Minibatches as the reference draws them: a fresh permutation split into chunks, consumed from the end. */
@@ -433,7 +475,7 @@ export function iterationProblem(ctx: MethodContext, config: TrajectoryConfig): 
   if (!synthetic.lr) throw new Error('the synthetic set has no learnable learning rate (init was not run)');
   const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
   const dsa = config.dsa ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) }) : null;
-  const { expert, startEpoch } = sampleIteration(set, config, gen);
+  const { expert, startEpoch } = sampleIteration(set, config, gen, ctx.state);
   const target = set.load(expert, startEpoch + config.expertEpochs);
   const layout = set.manifest.layout;
   if (config.softLabels === 'teacher') {
