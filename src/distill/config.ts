@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { evaluationModel, ModelSpecError } from '../models/index.js';
+import { ModelSpecError } from '../models/index.js';
+import { referenceEvalModel } from './method.js';
 import { getMethod } from './registry.js';
 import { precisionOption } from './precision.js';
 
@@ -115,9 +116,9 @@ export function resolveConfig(input: Record<string, unknown>): DistillConfig {
   if (!m.success) throw new ConfigError(`invalid ${config.method} settings: ${issues(m.error)}`);
   let evalModel: string;
   try {
-    // evaluationModel parses the spec, so a bad model fails here whichever the default is.
-    const counterpart = evaluationModel(config.model);
-    evalModel = config.evalModel ?? (method.evalMode === 'SS' ? config.model : counterpart);
+    // Parses the spec first, so a bad model fails here even when evalModel is given.
+    const byMethod = referenceEvalModel(method, config.model);
+    evalModel = config.evalModel ?? byMethod;
   } catch (e) {
     if (e instanceof ModelSpecError) throw new ConfigError(e.message);
     throw e;

@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import type * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
+import { evaluationModel } from '../models/index.js';
 import type { SyntheticSet } from './synthetic.js';
 
 /** The survey's taxonomy (Yu, Liu, Wang 2024). */
@@ -59,6 +60,18 @@ export interface Method<Config> {
   init?(ctx: MethodContext, config: Config): void;
   /** One outer iteration: computes matching losses and applies its updates through ctx.update. */
   step(ctx: MethodContext, config: Config, iteration: number): StepResult;
+}
+
+/**
+ * The model a set distilled on `model` is evaluated on by default: `method.evalMode` 'SS' keeps it,
+ * 'S' (also for coresets, `method` undefined) replaces batch norm by instance norm. Throws
+ * ModelSpecError for a spec that does not parse, whichever the mode.
+ *
+ * @example referenceEvalModel(dm, 'ConvNetBN') // 'ConvNetBN'; with dc: 'ConvNet'
+ */
+export function referenceEvalModel(method: { evalMode?: 'S' | 'SS' } | undefined, model: string): string {
+  const counterpart = evaluationModel(model);
+  return method?.evalMode === 'SS' ? model : counterpart;
 }
 
 // Methods are registered with their own config types; the registry stores them erased.

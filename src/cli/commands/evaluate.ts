@@ -7,11 +7,11 @@ import {
   evaluateSet,
   fullDataBaseline,
   randomSubsetBaseline,
+  type AugmentChoice,
   type Score,
 } from '../../eval/index.js';
+import { referenceEvalModel } from '../../distill/method.js';
 import { METHODS } from '../../distill/registry.js';
-import type { AugmentChoice } from '../../eval/index.js';
-import { evaluationModel } from '../../models/index.js';
 import { createReporter, parsePrecision, pct, UsageError } from '../output.js';
 
 export interface EvalCommandOptions {
@@ -52,7 +52,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
         .split(',')
         .map((m) => m.trim())
         .filter(Boolean)
-    : [method?.evalMode === 'SS' ? art.meta.model : evaluationModel(art.meta.model)];
+    : [referenceEvalModel(method, art.meta.model)];
   const given = o.augment === 'true' ? true : o.augment === 'false' ? false : o.augment;
   const choice = given ?? (method?.defaults.evalAugment as AugmentChoice | undefined) ?? true;
   // DC's rule depends on the model (crop_noise for ConvNetBN), so each model has its own protocol.
