@@ -19,6 +19,8 @@
 //       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
 //       [--eval-augment true|false|dc|<protocol string>]  (default true: DSA; dc: DC's protocol)
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
+//       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
+//        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { disposeFeatureNet, selectCoreset, selectionNetwork, type FeatureNet } from '../src/coreset/index.js';
@@ -30,15 +32,11 @@ import {
   summarize,
   type Score,
 } from '../src/eval/index.js';
-import { deepMerge, loadPreset, resolveConfig } from '../src/distill/config.js';
-import { contextWithOptimizer } from '../src/distill/method.js';
+import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import { dc, dsa } from '../src/distill/methods/dc.js';
+import { dc, dm, dsa, idc, idcI, mtt, tesla } from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
-import { dm } from '../src/distill/methods/dm.js';
-import { mtt, tesla } from '../src/distill/methods/mtt.js';
-import type { InitKind } from '../src/distill/synthetic.js';
-import { SyntheticSet } from '../src/distill/synthetic.js';
+import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -81,19 +79,31 @@ const gmIterations = arg('--gm-iterations', '200,20').split(',').map(Number);
 const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-loop', '')) : undefined;
 // MTT/TESLA iterations for each IPC, and their expert trajectories.
 const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
+// IDC / IDC-I outer iterations for each IPC (each: innerLoop matching steps and network updates).
+const idcIterations = arg('--idc-iterations', '10,10').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
 const overrides = setOverrides();
-// Which columns to run (coresets other than random need the selection network).
+// Which columns to run (coresets other than random need the selection network). A method column may
+// name a parameterization: 'dm+linba' is DM on LinBa (its settings: --set parameterization.<key>=...).
 const columns = arg('--methods', 'random,herding,kcenter,forgetting,dm,dc,dsa').split(',');
-const distillers = [dm, dc, dsa, mtt, tesla].filter((m) => columns.includes(m.name));
+interface Distiller {
+  column: string;
+  method: AnyMethod;
+  parameterization?: string;
+}
+const distillers: Distiller[] = columns.flatMap((c) => {
+  const [name, param] = c.split('+');
+  const method = [dm, dc, dsa, idc, idcI, mtt, tesla].find((m) => m.name === name);
+  return method ? [{ column: c, method, parameterization: param }] : [];
+});
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
 const withInit = columns.includes('init');
-const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((m) => m.name)];
+const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((d) => d.column)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
-if (distillers.some((m) => m === mtt || m === tesla) && !expertsDir)
+if (distillers.some((d) => d.method === mtt || d.method === tesla) && !expertsDir)
   throw new Error('mtt/tesla need --experts <dir> (made by `distillery experts`)');
 const needsFeature = coresets.some((m) => m !== 'random');
 
@@ -126,30 +136,41 @@ if (needsFeature) {
 
 const isTrajectoryMatching = (m: AnyMethod) => m === mtt || m === tesla;
 
-/** The method's resolved run config: its defaults, MTT/TESLA's `quick` preset, this benchmark's settings, --set. */
-function runConfig(method: AnyMethod, ipc: number) {
-  const ours: Record<string, unknown> = { dataset: dataset.name, method: method.name, ipc };
+/**
+ * The method's resolved run config, layered as `distillery distill` layers it: its defaults, the
+ * `quick` preset (MTT/TESLA/IDC), this benchmark's settings, --set.
+ */
+function runConfig(d: Distiller, ipc: number, seed: number, iterations: number) {
+  const { method } = d;
+  const ours: Record<string, unknown> = { model: 'ConvNet', seed, iterations };
   if (method === dm) ours.methodConfig = { batchReal, realDtype };
   else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop, realDtype };
-  else ours.methodConfig = { experts: expertsDir };
-  const preset = isTrajectoryMatching(method) ? loadPreset(method.name, dataset.name, ipc, 'quick') : null;
-  return resolveConfig(deepMerge(deepMerge(preset ?? {}, ours), overrides));
+  else if (isTrajectoryMatching(method)) ours.methodConfig = { experts: expertsDir };
+  if (d.parameterization) ours.parameterization = { kind: d.parameterization };
+  const preset = method === dm || method === dc || method === dsa ? null : 'quick';
+  return layeredConfig({
+    method: method.name,
+    dataset: dataset.name,
+    ipc,
+    preset,
+    overrides: deepMerge(ours, overrides),
+  }).config;
 }
 
-/** Distills `sets` sets (seeds 3, 4, ...) and evaluates each with `runs` networks; one score over all. */
-function distillAndEvaluate(method: AnyMethod, ipc: number, its: number): Score {
-  const config = runConfig(method, ipc);
+/** Distills `sets` sets (seeds 3, 4, ...) with the library loop and evaluates each with `runs` networks. */
+async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promise<Score> {
   const accs: number[] = [];
   for (let k = 0; k < sets; k++) {
-    const gen = new E.Generator(3 + k);
-    const synthetic = SyntheticSet.create(dataset, ipc, config.init as InitKind, gen);
-    const opt = new E.SGD(synthetic.learnable, config.optimizer);
-    const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
-    method.init?.(ctx, config.methodConfig);
-    for (let it = 0; it < its; it++) method.step(ctx, config.methodConfig, it);
-    opt.disposeState();
+    const session = newSession(dataset, runConfig(d, ipc, 3 + k, its));
+    await runIterations(session, 0, its);
+    closeSession(session);
+    const { synthetic } = session;
     const { images, labels } = synthetic.decode();
     const lr = synthetic.lr?.item();
+    if (k === 0)
+      log(
+        `  ${d.column}: storage ${JSON.stringify(synthetic.storage(dataset.imageShape))}, ${synthetic.decodedPerClass} decoded per class`,
+      );
     const score = evaluateSet(
       dataset,
       { images: images.detach(), labels: labels.detach(), lr },
@@ -184,18 +205,22 @@ for (const ipc of ipcs) {
       `ipc ${ipc} init (the real images the methods start from, one draw per network): ${fmt(scores.init)}`,
     );
   }
-  for (const method of distillers) {
-    const perIpc = isTrajectoryMatching(method) ? tmIterations : gmIterations;
-    const its = method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
-    scores[method.name] = distillAndEvaluate(method, ipc, its);
-    log(`ipc ${ipc} ${method.name} (${its} iterations): ${fmt(scores[method.name])}`);
+  for (const d of distillers) {
+    const perIpc = isTrajectoryMatching(d.method)
+      ? tmIterations
+      : d.method === idc || d.method === idcI
+        ? idcIterations
+        : gmIterations;
+    const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
+    scores[d.column] = await distillAndEvaluate(d, ipc, its);
+    log(`ipc ${ipc} ${d.column} (${its} iterations): ${fmt(scores[d.column])}`);
   }
   rows.push(`| ${ipc} | ${columnNames.map((m) => fmt(scores[m])).join(' | ')} |`);
 }
 if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

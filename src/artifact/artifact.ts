@@ -1,11 +1,15 @@
 // The distilled-set artifact: a directory anyone can load without Distillery.
-//   synthetic.safetensors  images [M, C, H, W] in model-input space; labels (int64 [M]
-//                          or float [M, classes]); optional scalar `lr`; ZCA matrices
-//                          (preprocessing.zca.*) when the preprocessing whitens
-//   meta.json              format version, dataset, classes, preprocessing, method,
-//                          config, seed, versions, metrics
-//   grid.png               de-normalised images, one row per class
-// Every file is written atomically; loading validates all of it.
+//   synthetic.safetensors  images [M, C, H, W] in model-input space (decoded: what a network trains
+//                          on); labels (int64 [M] or float [M, classes] probabilities); optional
+//                          scalar `lr`; the parameterization's stored tensors (param.<name>) and
+//                          learned label logits (labelLogits); ZCA matrices (preprocessing.zca.*)
+//   meta.json              format version, dataset, classes, preprocessing, ipc (the storage budget
+//                          in images per class), decodedPerClass, parameterization (kind, settings),
+//                          storage (floats, bytes, images-equivalent), method, config, seed, versions,
+//                          metrics
+//   grid.png               de-normalised decoded images, one row per class
+// Every file is written atomically; loading validates all of it, and for a factorised
+// parameterization decodes the stored tensors and checks them against the saved images.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
@@ -13,18 +17,41 @@ import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
 import type { Dataset } from '../data/dataset.js';
 import { writeFileAtomic } from '../engine/files.js';
 import { versions } from '../util/version.js';
+import {
+  resolveParameterization,
+  storedFloats,
+  type Parameterization,
+  type ParameterizationConfig,
+} from '../param/index.js';
 import { gridPng } from './grid.js';
 
 export const ARTIFACT_FORMAT = 'distillery-synthetic';
-export const ARTIFACT_VERSION = 1;
+/** 2: parameterizations (param.* tensors, decodedPerClass, storage); version 1 artifacts still load. */
+export const ARTIFACT_VERSION = 2;
+
+export interface StorageInfo {
+  floats: number;
+  bytes: number;
+  /** floats / (C * H * W): the storage in images of the dataset's size. */
+  imagesEquivalent: number;
+  /** The budget it is measured against: classes x ipc images. */
+  budgetImages: number;
+}
 
 export interface ArtifactMeta {
   format: typeof ARTIFACT_FORMAT;
   formatVersion: number;
   dataset: { name: string; classes: string[]; imageShape: [number, number, number]; checksum: string };
   preprocessing: PreprocessingSpec;
+  /** The storage budget in images per class (the decoded set may hold more images). */
   ipc: number;
+  /** Decoded training images per class (ipc for pixels). */
+  decodedPerClass: number;
+  parameterization: ParameterizationConfig;
+  storage: StorageInfo;
   labels: 'hard' | 'soft';
+  /** Soft labels that were learned as logits (stored as `labelLogits` too). */
+  learnedLabels: boolean;
   learnedLr: number | null;
   method: string;
   config: Record<string, unknown>;
@@ -58,6 +85,28 @@ export interface SaveOptions {
   model: string;
   metrics?: Record<string, unknown>;
   lr?: number | null;
+  /** The storage budget in images per class; default: images / classes (pixels). */
+  ipc?: number;
+  /** The parameterization the images decode from (default: pixels, the images themselves). */
+  parameterization?: Parameterization;
+  /** Learned label logits (their softmax is `labels`). */
+  labelLogits?: E.Tensor;
+}
+
+function storageOf(
+  o: SaveOptions,
+  images: E.Tensor,
+  labels: E.Tensor,
+  classes: number,
+  ipc: number,
+): StorageInfo {
+  const imageFloats = images.numel / images.size(0);
+  const labelFloats = labels.dtype === 'int64' ? 0 : labels.numel;
+  const floats =
+    (o.parameterization ? storedFloats(o.parameterization) : images.numel) +
+    labelFloats +
+    (o.lr != null ? 1 : 0);
+  return { floats, bytes: 4 * floats, imagesEquivalent: floats / imageFloats, budgetImages: classes * ipc };
 }
 
 /** Writes an artifact for `images`/`labels` (classes in order, ipc each) distilled from `dataset`. */
@@ -78,7 +127,9 @@ export function saveArtifact(
       `cannot create artifact directory ${dir}: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  const ipc = m / k;
+  const decodedPerClass = m / k;
+  const ipc = o.ipc ?? decodedPerClass;
+  const p = o.parameterization;
   const meta: ArtifactMeta = {
     format: ARTIFACT_FORMAT,
     formatVersion: ARTIFACT_VERSION,
@@ -90,7 +141,11 @@ export function saveArtifact(
     },
     preprocessing: dataset.preprocessing.toSpec(),
     ipc,
+    decodedPerClass,
+    parameterization: p ? { kind: p.kind, ...p.settings } : { kind: 'pixels' },
+    storage: storageOf(o, images, labels, k, ipc),
     labels: labels.dtype === 'int64' ? 'hard' : 'soft',
+    learnedLabels: o.labelLogits !== undefined,
     learnedLr: o.lr ?? null,
     method: o.method,
     config: o.config,
@@ -106,13 +161,19 @@ export function saveArtifact(
       labels: labels.detach().contiguous(),
     };
     if (o.lr != null) tensors.lr = E.tensor(o.lr, { shape: [] });
+    if (p && p.kind !== 'pixels')
+      for (const t of p.tensors) tensors[`param.${t.name}`] = t.tensor.detach().contiguous();
+    if (o.labelLogits) tensors.labelLogits = o.labelLogits.detach().contiguous();
     for (const [name, t] of Object.entries(dataset.preprocessing.tensors()))
       tensors[`preprocessing.${name}`] = t;
     E.saveSafetensors(join(dir, 'synthetic.safetensors'), tensors, {
       format: ARTIFACT_FORMAT,
       formatVersion: String(ARTIFACT_VERSION),
     });
-    writeFileAtomic(join(dir, 'grid.png'), gridPng(dataset.preprocessing.invert(images.detach()), k, ipc));
+    writeFileAtomic(
+      join(dir, 'grid.png'),
+      gridPng(dataset.preprocessing.invert(images.detach()), k, decodedPerClass),
+    );
   });
   writeFileAtomic(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
   return meta;
@@ -120,6 +181,41 @@ export function saveArtifact(
 
 function fail(dir: string, what: string): never {
   throw new ArtifactError(`${dir} is not a valid Distillery artifact: ${what}`);
+}
+
+/** A factorised artifact's stored tensors must decode to its saved images (what evaluation trains on). */
+function checkDecodes(
+  dir: string,
+  meta: ArtifactMeta,
+  tensors: Record<string, E.Tensor>,
+  images: E.Tensor,
+): void {
+  if (meta.parameterization.kind === 'pixels') return;
+  const shape = { imageShape: meta.dataset.imageShape, classes: meta.dataset.classes.length, ipc: meta.ipc };
+  let decoded: E.Tensor;
+  try {
+    const { kind, settings } = resolveParameterization(meta.parameterization, shape);
+    const own: Record<string, E.Tensor> = {};
+    for (const [name, t] of Object.entries(tensors))
+      if (name.startsWith('param.')) own[name.slice(6)] = t.clone();
+    decoded = E.noGrad(() => kind.restore(shape, settings, own).decode().detach());
+  } catch (e) {
+    fail(
+      dir,
+      `its ${meta.parameterization.kind} parameterization does not load (${e instanceof Error ? e.message : String(e)})`,
+    );
+  }
+  const off = E.tidy(() => {
+    const same =
+      decoded.shape.length === images.shape.length && decoded.shape.every((v, i) => v === images.shape[i]);
+    return same ? decoded.sub(images).abs().max().item() : Infinity;
+  });
+  decoded.dispose();
+  if (!(off <= 1e-4))
+    fail(
+      dir,
+      `its ${meta.parameterization.kind} tensors do not decode to the saved images (max difference ${off})`,
+    );
 }
 
 /** Loads and validates an artifact; with `dataset`, also checks it was made from that data and preprocessing. */
@@ -146,12 +242,17 @@ export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
   const k = meta.dataset.classes.length;
   const [c, h, w] = meta.dataset.imageShape;
   const shape = images.shape;
-  if (shape.length !== 4 || shape[1] !== c || shape[2] !== h || shape[3] !== w || shape[0] !== k * meta.ipc) {
+  // Version 1 artifacts are pixels: decodedPerClass = ipc.
+  meta.decodedPerClass ??= meta.ipc;
+  meta.parameterization ??= { kind: 'pixels' };
+  const per = meta.decodedPerClass;
+  if (shape.length !== 4 || shape[1] !== c || shape[2] !== h || shape[3] !== w || shape[0] !== k * per) {
     fail(
       dir,
-      `images have shape [${shape.join(', ')}], meta.json says ${meta.ipc} per class x ${k} classes of [${c}, ${h}, ${w}]`,
+      `images have shape [${shape.join(', ')}], meta.json says ${per} per class x ${k} classes of [${c}, ${h}, ${w}]`,
     );
   }
+  checkDecodes(dir, meta, tensors, images);
   const hard = labels.dtype === 'int64';
   if (
     hard

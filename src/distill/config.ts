@@ -6,8 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ModelSpecError } from '../models/index.js';
 import { referenceEvalModel } from './method.js';
+import './methods/index.js';
 import { getMethod } from './registry.js';
 import { precisionOption } from './precision.js';
+import { groupOptimizersSchema, optimizerSpecSchema } from './optimizers.js';
+import { parameterizationConfigSchema, resolveParameterization } from '../param/index.js';
+import { labelConfigSchema } from './synthetic.js';
 
 export const distillConfigSchema = z
   .object({
@@ -22,14 +26,14 @@ export const distillConfigSchema = z
     init: z.enum(['noise', 'real', 'random', 'herding', 'kcenter', 'forgetting']).default('real'),
     iterations: z.number().int().nonnegative().default(20000),
     seed: z.number().int().nonnegative().default(0),
-    optimizer: z
-      .object({
-        kind: z.enum(['sgd', 'adam']).default('sgd'),
-        lr: z.number().positive().default(1),
-        momentum: z.number().min(0).max(1).default(0.5),
-      })
-      .strict()
-      .default({}),
+    /** Optimizer of the stored images (the 'images' group). */
+    optimizer: optimizerSpecSchema.default({}),
+    /** Optimizers of the other learnable groups: decoder weights, label logits, a learned lr. */
+    optimizers: groupOptimizersSchema,
+    /** How the set is stored: `{ kind: 'pixels' | 'idc' | 'linba' | 'haba', ...settings }` (param/). */
+    parameterization: parameterizationConfigSchema,
+    /** Labels of the decoded images: init hard | teacher | uniform, learned as logits or not. */
+    labels: labelConfigSchema,
     /** Evaluate every N iterations (0: only at the end). */
     evalEvery: z.number().int().nonnegative().default(0),
     evalRuns: z.number().int().nonnegative().default(5),
@@ -108,12 +112,25 @@ export function deepMerge(
 export function resolveConfig(input: Record<string, unknown>): DistillConfig {
   const methodName =
     typeof input.method === 'string' ? input.method : distillConfigSchema.shape.method.parse(undefined);
-  const parsed = distillConfigSchema.safeParse(deepMerge(getMethod(methodName).defaults, input));
+  const first = getMethod(methodName);
+  const upgraded = first.migrate ? first.migrate(input) : input;
+  const parsed = distillConfigSchema.safeParse(deepMerge(first.defaults, upgraded));
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${issues(parsed.error)}`);
   const config = parsed.data;
   const method = getMethod(config.method);
   const m = method.schema.safeParse(config.methodConfig);
   if (!m.success) throw new ConfigError(`invalid ${config.method} settings: ${issues(m.error)}`);
+  let parameterization: typeof config.parameterization;
+  try {
+    const { kind, settings } = resolveParameterization(config.parameterization);
+    parameterization = { kind: kind.kind, ...settings };
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
+  if (config.labels.learn && !method.labelGradients)
+    throw new ConfigError(
+      `${config.method}'s objective does not depend on the labels, so labels.learn cannot learn them; keep labels.learn false (soft labels from labels.init teacher or uniform still apply to evaluation)`,
+    );
   let evalModel: string;
   try {
     // Parses the spec first, so a bad model fails here even when evalModel is given.
@@ -123,5 +140,32 @@ export function resolveConfig(input: Record<string, unknown>): DistillConfig {
     if (e instanceof ModelSpecError) throw new ConfigError(e.message);
     throw e;
   }
-  return { ...config, evalModel, methodConfig: m.data as Record<string, unknown> };
+  return { ...config, evalModel, parameterization, methodConfig: m.data as Record<string, unknown> };
+}
+
+export interface LayerOptions {
+  method: string;
+  dataset: string;
+  ipc: number;
+  /** Preset entry to start from (presets/<method>/<dataset>-ipc<N>.json), or null for none. */
+  preset: PresetName | null;
+  /** What the caller sets (flags, --set, a benchmark's own settings), applied last. */
+  overrides?: Record<string, unknown>;
+}
+
+/**
+ * The one place configs are layered: schema defaults <- the method's defaults <- the preset <-
+ * overrides. Also says where the preset came from (for the run's first line).
+ *
+ * @example layeredConfig({ method: 'dm', dataset: 'mnist', ipc: 10, preset: 'quick', overrides: { seed: 1 } })
+ */
+export function layeredConfig(o: LayerOptions): { config: DistillConfig; note: string } {
+  const preset = o.preset ? loadPreset(o.method, o.dataset, o.ipc, o.preset) : null;
+  const note = preset
+    ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
+    : o.preset
+      ? `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`
+      : "the method's defaults";
+  const base = { method: o.method, dataset: o.dataset, ipc: o.ipc };
+  return { config: resolveConfig(deepMerge(deepMerge(preset ?? {}, base), o.overrides ?? {})), note };
 }

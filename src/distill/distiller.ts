@@ -21,9 +21,16 @@ import {
 import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
 import { resolveConfig, type DistillConfig } from './config.js';
-import { getMethod } from './registry.js';
 import { RunDir } from './rundir.js';
-import { PixelParameterization, SyntheticSet } from './synthetic.js';
+import {
+  closeSession,
+  newSession,
+  NonFiniteLossError,
+  restoreSession,
+  runIterations,
+  sessionState,
+  type Session,
+} from './session.js';
 
 export interface DistillHooks {
   onStart?(info: { total: number; startIteration: number; resumed: boolean }): void;
@@ -42,6 +49,10 @@ export interface DistillResult {
   final: Record<string, Score> | null;
   randomSubset: Record<string, Score> | null;
   interrupted: boolean;
+  /** Iterations completed. */
+  iteration: number;
+  /** The set has soft labels (evaluation trained with soft cross-entropy). */
+  softLabels?: boolean;
 }
 
 export class DistillError extends Error {
@@ -75,34 +86,42 @@ export class Distiller {
   }
 
   async run(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
+    const { session, start } = this.setup(o);
+    try {
+      const protocol = this.protocol(session);
+      const { iteration, stopped } = await this.loop(session, start, protocol);
+      this.hooks.onLoopEnd?.();
+      if (stopped) {
+        return {
+          runDir: this.runDir.path,
+          artifact: '',
+          evaluation: { model: protocol.evalModel, protocol },
+          final: null,
+          randomSubset: null,
+          interrupted: true,
+          iteration,
+        };
+      }
+      return this.finish(session, protocol);
+    } finally {
+      closeSession(session);
+    }
+  }
+
+  /** Checks the dataset and config, creates or reopens the run directory, builds or restores the session. */
+  private setup(o: { resume: boolean; dataset?: Dataset }): { session: Session; start: number } {
     const cfg = this.config;
-    const method = getMethod(cfg.method);
     const dataset = o.dataset ?? loadDataset(cfg.dataset, { dataDir: cfg.dataDir, zca: cfg.zca });
     if (cfg.ipc > dataset.smallestClassSize) {
       throw new DistillError(
         `--ipc ${cfg.ipc} is larger than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
       );
     }
-    const evalModel = cfg.evalModel ?? cfg.model;
     // Fail early on an unknown or unfit model spec.
-    for (const spec of [cfg.model, evalModel]) createNetwork(spec, dataset.imageShape, dataset.numClasses);
-    const gen = new E.Generator(cfg.seed);
-    let start = 0;
-    let synthetic: SyntheticSet;
-    const methodState = new Map<string, E.Tensor>();
-    const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
-    if (o.resume) {
-      const record = this.runDir.readRecord();
-      // Resolved again, so that defaults added since the run started (e.g. evalModel) compare equal.
-      const diff = sameConfig(resolveConfig(record.config as unknown as Record<string, unknown>), cfg);
-      if (diff)
-        throw new DistillError(`cannot resume ${this.runDir.path} with a different configuration: ${diff}`);
-      if (record.dataset.checksum !== dataset.info.checksum) {
-        throw new DistillError(
-          `cannot resume ${this.runDir.path}: the dataset files changed since the run started (checksum differs)`,
-        );
-      }
-    } else {
+    for (const spec of [cfg.model, cfg.evalModel ?? cfg.model])
+      createNetwork(spec, dataset.imageShape, dataset.numClasses);
+    if (o.resume) this.checkResumable(dataset);
+    else
       this.runDir.create({
         config: cfg,
         versions: versions(),
@@ -110,158 +129,122 @@ export class Distiller {
         threads: E.getNumThreads(),
         createdAt: new Date().toISOString(),
       });
-    }
+    const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
     if (checkpoint) {
-      const images = checkpoint.tensors.images.requiresGrad_();
-      const logits = checkpoint.tensors.labelLogits;
-      synthetic = new SyntheticSet(
-        new PixelParameterization(images),
-        logits ?? checkpoint.tensors.labels,
-        cfg.ipc,
-        dataset.numClasses,
-        logits ? 'logits' : undefined,
+      this.runDir.truncateMetrics(checkpoint.iteration);
+      this.hooks.onMessage?.(
+        `Resuming ${this.runDir.path} from its checkpoint at iteration ${checkpoint.iteration}`,
       );
-      gen.setState(checkpoint.tensors['generator.state']);
-      if (checkpoint.tensors.lr) synthetic.setLr(checkpoint.tensors.lr.requiresGrad_());
-      for (const [k, t] of Object.entries(checkpoint.tensors))
-        if (k.startsWith('method.')) methodState.set(k.slice('method.'.length), t);
-      start = checkpoint.iteration;
-      this.runDir.truncateMetrics(start);
-      this.hooks.onMessage?.(`Resuming ${this.runDir.path} from its checkpoint at iteration ${start}`);
-    } else {
-      if (o.resume) this.runDir.truncateMetrics(0);
-      if (!['noise', 'real', 'random'].includes(cfg.init))
-        this.hooks.onMessage?.(
-          `Init '${cfg.init}' selects with a ConvNet trained as DeepCore trains it (40 epochs on the full training set; cached after the first run)`,
-        );
-      synthetic = SyntheticSet.create(dataset, cfg.ipc, cfg.init, gen);
+      return {
+        session: restoreSession(dataset, cfg, checkpoint, checkpoint.iteration),
+        start: checkpoint.iteration,
+      };
     }
+    if (o.resume) this.runDir.truncateMetrics(0);
+    if (!['noise', 'real', 'random'].includes(cfg.init) || cfg.labels.init === 'teacher')
+      this.hooks.onMessage?.(
+        `Init '${cfg.init}'${cfg.labels.init === 'teacher' ? ' with teacher labels' : ''} uses a ConvNet trained as DeepCore trains it (40 epochs on the full training set; cached after the first run)`,
+      );
+    return { session: newSession(dataset, cfg), start: 0 };
+  }
 
-    const buildOptimizer = (): E.Optimizer => {
-      const params = synthetic.learnable;
-      const made =
-        cfg.optimizer.kind === 'sgd'
-          ? new E.SGD(params, { lr: cfg.optimizer.lr, momentum: cfg.optimizer.momentum })
-          : new E.Adam(params, { lr: cfg.optimizer.lr });
-      if (checkpoint) {
-        const buffers: Record<string, E.Tensor> = {};
-        for (const [k, t] of Object.entries(checkpoint.tensors))
-          if (k.startsWith('optimizer.')) buffers[k.slice('optimizer.'.length)] = t;
-        made.loadStateDict({
-          kind: checkpoint.optimizer.kind,
-          lr: checkpoint.optimizer.lr,
-          step: checkpoint.optimizer.step,
-          buffers,
-        });
-      }
-      return made;
-    };
+  private checkResumable(dataset: Dataset): void {
+    const record = this.runDir.readRecord();
+    // Resolved again, so that defaults added since the run started (e.g. evalModel) compare equal.
+    const diff = sameConfig(resolveConfig(record.config as unknown as Record<string, unknown>), this.config);
+    if (diff)
+      throw new DistillError(`cannot resume ${this.runDir.path} with a different configuration: ${diff}`);
+    if (record.dataset.checksum !== dataset.info.checksum) {
+      throw new DistillError(
+        `cannot resume ${this.runDir.path}: the dataset files changed since the run started (checksum differs)`,
+      );
+    }
+  }
 
-    const saveCheckpoint = (iteration: number) => {
-      E.tidy(() => {
-        const state = opt.stateDict();
-        const labelKey = synthetic.labelForm === 'logits' ? 'labelLogits' : 'labels';
-        const tensors: Record<string, E.Tensor> = {
-          images: synthetic.parameterization.tensors[0].detach(),
-          [labelKey]: synthetic.labels.detach(),
-          'generator.state': gen.getState(),
-        };
-        for (const [k, t] of Object.entries(state.buffers)) tensors[`optimizer.${k}`] = t;
-        if (synthetic.lr) tensors.lr = synthetic.lr.detach();
-        for (const [k, t] of methodState) tensors[`method.${k}`] = t;
-        this.runDir.saveCheckpoint({
-          iteration,
-          tensors,
-          optimizer: { kind: state.kind, lr: state.lr, step: state.step },
-        });
-      });
-    };
-
-    const learnedLr = () => (synthetic.lr ? synthetic.lr.item() : undefined);
-    const protocol = defaultProtocol(dataset.name, {
+  private protocol(s: Session): Protocol & { evalModel: string } {
+    const cfg = this.config;
+    const evalModel = cfg.evalModel ?? cfg.model;
+    const p = defaultProtocol(s.dataset.name, {
       augment: cfg.evalAugment,
       precision: cfg.evalPrecision,
       epochs: cfg.evalEpochs,
       evalModel,
     });
-    const evaluate = (iteration: number): Record<string, Score> =>
-      E.tidy(() => {
-        const { images, labels } = synthetic.decode();
-        // Evaluation draws from its own seed, so it never shifts the distillation stream.
-        return evaluateSet(
-          dataset,
-          { images: images.detach(), labels: labels.detach(), lr: learnedLr() },
-          { models: [evalModel], runs: cfg.evalRuns, protocol, seed: cfg.seed + 1 + iteration },
-        );
+    return { ...p, evalModel };
+  }
+
+  private evaluate(
+    s: Session,
+    protocol: Protocol & { evalModel: string },
+    iteration: number,
+  ): Record<string, Score> {
+    return E.tidy(() => {
+      const { images, labels } = s.synthetic.decode();
+      // Evaluation draws from its own seed, so it never shifts the distillation stream.
+      return evaluateSet(
+        s.dataset,
+        { images: images.detach(), labels: labels.detach(), lr: s.synthetic.lr?.item() },
+        {
+          models: [protocol.evalModel],
+          runs: this.config.evalRuns,
+          protocol,
+          seed: this.config.seed + 1 + iteration,
+        },
+      );
+    });
+  }
+
+  private saveCheckpoint(s: Session, iteration: number): void {
+    E.tidy(() => this.runDir.saveCheckpoint({ iteration, ...sessionState(s) }));
+  }
+
+  /** Iterations start..K with metrics, periodic evaluation and checkpoints; stops early on requestStop(). */
+  private async loop(
+    s: Session,
+    start: number,
+    protocol: Protocol & { evalModel: string },
+  ): Promise<{ iteration: number; stopped: boolean }> {
+    const cfg = this.config;
+    this.hooks.onStart?.({ total: cfg.iterations, startIteration: start, resumed: start > 0 });
+    try {
+      return await runIterations(s, start, cfg.iterations, {
+        after: ({ iteration, loss, seconds }) => {
+          this.runDir.log({ iteration, loss, seconds });
+          this.hooks.onIteration?.({ iteration, loss, seconds });
+          if (cfg.evalEvery > 0 && iteration % cfg.evalEvery === 0 && iteration < cfg.iterations) {
+            const scores = this.evaluate(s, protocol, iteration);
+            this.runDir.log({ iteration, eval: scores });
+            this.hooks.onEvaluation?.({ iteration, scores });
+          }
+          const stop = this.stopRequested && iteration < cfg.iterations;
+          if (stop || iteration % cfg.checkpointEvery === 0 || iteration === cfg.iterations)
+            this.saveCheckpoint(s, iteration);
+          return stop;
+        },
       });
-
-    this.hooks.onStart?.({ total: cfg.iterations, startIteration: start, resumed: checkpoint !== null });
-    let current = start;
-    const update = (grads: (E.Tensor | null)[], loss: number) => {
-      if (!Number.isFinite(loss)) {
-        for (const g of grads) g?.dispose();
-        const good = Math.floor(current / cfg.checkpointEvery) * cfg.checkpointEvery;
-        throw new DistillError(
-          `the ${cfg.method} loss became ${loss} at iteration ${current + 1}; stopped. The last good checkpoint (iteration ${good}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
-        );
-      }
-      if (grads.length !== opt.params.length) {
-        for (const g of grads) g?.dispose();
-        throw new DistillError(
-          `${cfg.method} passed ${grads.length} gradient(s) for the synthetic set's ${opt.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
-        );
-      }
-      opt.step(grads);
-      for (const g of grads) g?.dispose();
-    };
-    const ctx = { dataset, synthetic, gen, model: cfg.model, update, state: methodState };
-    if (!checkpoint) method.init?.(ctx, cfg.methodConfig);
-    // Built after method.init, which may add learnable tensors (the closures above run only later).
-    const opt = buildOptimizer();
-    let interrupted = false;
-    for (let it = start; it < cfg.iterations; it++) {
-      // Yield to the event loop once per iteration so that signals (Ctrl-C) are delivered.
-      await new Promise((resolve) => setImmediate(resolve));
-      current = it;
-      const t0 = performance.now();
-      const { loss } = method.step(ctx, cfg.methodConfig, it);
-      const iteration = it + 1;
-      const seconds = (performance.now() - t0) / 1000;
-      this.runDir.log({ iteration, loss, seconds });
-      this.hooks.onIteration?.({ iteration, loss, seconds });
-      if (cfg.evalEvery > 0 && iteration % cfg.evalEvery === 0 && iteration < cfg.iterations) {
-        const scores = evaluate(iteration);
-        this.runDir.log({ iteration, eval: scores });
-        this.hooks.onEvaluation?.({ iteration, scores });
-      }
-      if (iteration % cfg.checkpointEvery === 0 || iteration === cfg.iterations) saveCheckpoint(iteration);
-      if (this.stopRequested && iteration < cfg.iterations) {
-        saveCheckpoint(iteration);
-        interrupted = true;
-        break;
-      }
+    } catch (e) {
+      if (!(e instanceof NonFiniteLossError)) throw e;
+      const good = Math.floor((e.iteration - 1) / cfg.checkpointEvery) * cfg.checkpointEvery;
+      throw new DistillError(
+        `${e.message}. The last good checkpoint (iteration ${good}) is in ${this.runDir.path}; lower the learning rate (--lr) and resume or restart`,
+      );
     }
-    this.hooks.onLoopEnd?.();
-    if (interrupted) {
-      return {
-        runDir: this.runDir.path,
-        artifact: '',
-        evaluation: { model: evalModel, protocol },
-        final: null,
-        randomSubset: null,
-        interrupted,
-      };
-    }
+  }
 
-    const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment})`;
+  /** Final evaluation, the random-subset baseline, and the artifact. */
+  private finish(s: Session, protocol: Protocol & { evalModel: string }): DistillResult {
+    const cfg = this.config;
+    const evalModel = protocol.evalModel;
+    const soft = s.synthetic.labelForm !== 'hard' ? ', soft labels: soft cross-entropy' : '';
+    const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment}${soft})`;
     if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
-    const final = cfg.evalRuns > 0 ? evaluate(cfg.iterations) : null;
+    const final = cfg.evalRuns > 0 ? this.evaluate(s, protocol, cfg.iterations) : null;
     let random: Record<string, Score> | null = null;
     if (cfg.baselines && final) {
       this.hooks.onMessage?.(
-        `Random real subset of the same size: training ${describe} (cached after the first time)`,
+        `Random real subset of the same size: training ${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment}; cached after the first time)`,
       );
-      random = randomSubsetBaseline(dataset, cfg.ipc, {
+      random = randomSubsetBaseline(s.dataset, cfg.ipc, {
         models: [evalModel],
         runs: cfg.evalRuns,
         protocol,
@@ -269,19 +252,22 @@ export class Distiller {
       });
     }
     if (final) this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random, protocol });
+    const set = s.synthetic;
     const { images, labels } = E.tidy(() => {
-      const d = synthetic.decode();
+      const d = set.decode();
       return { images: d.images.detach(), labels: d.labels.detach() };
     });
-    saveArtifact(this.runDir.artifact, dataset, images, labels, {
+    saveArtifact(this.runDir.artifact, s.dataset, images, labels, {
+      ipc: cfg.ipc,
+      parameterization: set.parameterization,
+      labelLogits: set.labelForm === 'logits' ? set.labels : undefined,
+      lr: set.lr?.item() ?? null,
       method: cfg.method,
       config: cfg as unknown as Record<string, unknown>,
       seed: cfg.seed,
       model: cfg.model,
       metrics: { final, randomSubset: random, evalProtocol: protocol, threads: availableParallelism() },
-      lr: learnedLr() ?? null,
     });
-    opt.disposeState();
     return {
       runDir: this.runDir.path,
       artifact: this.runDir.artifact,
@@ -289,6 +275,8 @@ export class Distiller {
       final,
       randomSubset: random,
       interrupted: false,
+      iteration: cfg.iterations,
+      softLabels: s.synthetic.labelForm !== 'hard',
     };
   }
 }

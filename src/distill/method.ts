@@ -29,6 +29,8 @@ export interface MethodContext {
    * MTT's learning-rate optimizer); saved in checkpoints and restored on resume.
    */
   state: Map<string, E.Tensor>;
+  /** The 0-based iteration being run (set by the loop). */
+  iteration?: number;
 }
 
 export interface StepResult {
@@ -56,6 +58,10 @@ export interface Method<Config> {
    * training model itself, main_DM.py's default).
    */
   readonly evalMode?: 'S' | 'SS';
+  /** Whether the objective differentiates through the labels (so they can be learned, labels.learn). */
+  readonly labelGradients?: boolean;
+  /** Rewrites a raw config recorded by an older version into today's keys (e.g. moved settings). */
+  migrate?(raw: Record<string, unknown>): Record<string, unknown>;
   /** Once before the first iteration of a new run (not on resume), e.g. to add a learnable lr or soft labels. */
   init?(ctx: MethodContext, config: Config): void;
   /** One outer iteration: computes matching losses and applies its updates through ctx.update. */
@@ -83,12 +89,13 @@ export type AnyMethod = Method<any>;
  * benchmarks and tests that drive a method without the Distiller.
  */
 export function contextWithOptimizer(
-  base: Omit<MethodContext, 'update' | 'state'>,
+  base: Omit<MethodContext, 'update' | 'state' | 'iteration'>,
   optimizer: E.Optimizer,
 ): MethodContext {
   return {
     ...base,
     state: new Map(),
+    iteration: 0,
     update(grads) {
       optimizer.step(grads);
       for (const g of grads) g?.dispose();

@@ -17,7 +17,8 @@ export interface RunRecord {
 export interface Checkpoint {
   iteration: number;
   tensors: Record<string, E.Tensor>;
-  optimizer: { lr: number; step: number; kind: string };
+  /** JSON strings by key (the session's optimizer groups, the synthetic set's description). */
+  metadata: Record<string, string>;
 }
 
 export class RunDir {
@@ -74,19 +75,12 @@ export class RunDir {
   }
 
   saveCheckpoint(c: Checkpoint): void {
-    E.saveSafetensors(this.checkpoint, c.tensors, {
-      iteration: String(c.iteration),
-      optimizer: JSON.stringify(c.optimizer),
-    });
+    E.saveSafetensors(this.checkpoint, c.tensors, { ...c.metadata, iteration: String(c.iteration) });
   }
 
   loadCheckpoint(): Checkpoint | null {
     if (!existsSync(this.checkpoint)) return null;
     const { tensors, metadata } = E.loadSafetensors(this.checkpoint);
-    return {
-      iteration: Number(metadata.iteration),
-      tensors,
-      optimizer: JSON.parse(metadata.optimizer) as Checkpoint['optimizer'],
-    };
+    return { iteration: Number(metadata.iteration), tensors, metadata };
   }
 }

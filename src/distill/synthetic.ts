@@ -1,40 +1,66 @@
-// The synthetic set: learnable tensors behind a Parameterization, and labels.
-// decode() is differentiable and returns model-input images and labels; methods
-// only ever see decode()'s output, so factorised parameterizations (IDC
-// multi-formation, HaBa, LinBa) plug in without touching the methods.
+// The synthetic set as a self-contained parameter object (FRePo's ProtoHolder): it owns its
+// parameterization (pixels, IDC multi-formation, LinBa, HaBa), its labels (hard, fixed soft, or
+// learnable logits) and an optional learned training learning rate; it lists its learnable tensors
+// by optimizer group, and saves and restores all of its state itself. Methods only ever see
+// decode()'s class-ordered images and labels, so a parameterization plugs in without touching them.
+import { z } from 'zod';
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { disposeFeatureNet, selectCoreset, selectionNetwork, type CoresetMethod } from '../coreset/index.js';
+import {
+  parameterizationConfigSchema,
+  resolveParameterization,
+  storedFloats,
+  type Parameterization,
+  type ParameterizationConfig,
+  type ShapeInfo,
+} from '../param/index.js';
+import { pixelParameterization } from '../param/pixels.js';
 
 export type InitKind = 'noise' | 'real' | CoresetMethod;
 
-/** How the learnable tensors map to images. Pixels: the images themselves. */
-export interface Parameterization {
-  readonly name: string;
-  /** The learnable tensors (leaves with requiresGrad). */
-  readonly tensors: E.Tensor[];
-  /** Images [M, C, H, W] in model-input space, differentiable w.r.t. `tensors`. */
-  decode(): E.Tensor;
-}
-
-export class PixelParameterization implements Parameterization {
-  readonly name = 'pixels';
-  readonly tensors: E.Tensor[];
-
-  constructor(readonly images: E.Tensor) {
-    this.tensors = [images];
-  }
-
-  decode(): E.Tensor {
-    return this.images;
-  }
-}
+/** Optimizer groups of the learnable tensors (each with its own optimizer settings). */
+export const GROUPS = ['images', 'decoder', 'labels', 'lr'] as const;
+export type Group = (typeof GROUPS)[number];
 
 /**
- * How the stored label tensor reads: class indices, class probabilities, or logits whose softmax
- * gives the probabilities (learnable soft labels stay on the simplex, as DATM learns them).
+ * How the stored label tensor reads: class indices, class probabilities, or learnable logits whose
+ * softmax gives the probabilities (learnable soft labels stay on the simplex, as DATM learns them).
  */
 export type LabelForm = 'hard' | 'soft' | 'logits';
+
+export const labelConfigSchema = z
+  .object({
+    /**
+     * 'hard' (class indices), 'teacher' (the class probabilities of a ConvNet trained on the real data:
+     * DeepCore's cached 40-epoch selection network) or 'uniform'.
+     */
+    init: z.enum(['hard', 'teacher', 'uniform']).default('hard'),
+    /** Learn the labels as logits (softmax), in the optimizer's 'labels' group. */
+    learn: z.boolean().default(false),
+  })
+  .strict()
+  .default({});
+export type LabelConfig = z.infer<typeof labelConfigSchema>;
+
+/** Storage of the set: floats and bytes (float32), and the same in images of the dataset's size. */
+export interface StorageBudget {
+  floats: number;
+  bytes: number;
+  imagesEquivalent: number;
+  /** The budget of classes x ipc images it is measured against. */
+  budgetImages: number;
+}
+
+/** Logits whose softmax puts 0.9 on the class (hard labels turned learnable). */
+function hardLogits(labels: E.Tensor, k: number): E.Tensor {
+  return E.tidy(() =>
+    E.nn
+      .oneHot(labels, k)
+      .float()
+      .mul(Math.log((0.9 * (k - 1)) / 0.1)),
+  );
+}
 
 export class SyntheticSet {
   /** A learned training learning rate (MTT/TESLA), stored in the artifact and used by evaluation. */
@@ -43,43 +69,62 @@ export class SyntheticSet {
 
   constructor(
     readonly parameterization: Parameterization,
-    /** The stored labels: int64 [M] (hard), or float [M, classes] probabilities or logits (see labelForm). */
+    /** Labels of the decoded rows: int64 [M] (hard), or float [M, classes] probabilities or logits. */
     public labels: E.Tensor,
     readonly ipc: number,
     readonly numClasses: number,
     labelForm?: LabelForm,
   ) {
     this.form = labelForm ?? (labels.dtype === 'int64' ? 'hard' : 'soft');
+    const rows = numClasses * parameterization.decodedPerClass;
+    if (labels.size(0) !== rows)
+      throw new Error(`SyntheticSet: ${labels.size(0)} labels for ${rows} decoded images`);
+    if (this.form === 'logits' && !labels.requiresGrad) labels.requiresGrad_();
   }
 
   get labelForm(): LabelForm {
     return this.form;
   }
 
-  /** Replaces the labels (e.g. TESLA's teacher labels, learnable logits); the set owns the new tensor. */
+  /** Decoded training images of each class (ipc for pixels; more for factorised parameterizations). */
+  get decodedPerClass(): number {
+    return this.parameterization.decodedPerClass;
+  }
+
+  /** Replaces the labels (e.g. teacher probabilities, learnable logits); the set owns the new tensor. */
   setLabels(labels: E.Tensor, form: Exclude<LabelForm, 'hard'>): void {
-    if (labels.ndim !== 2 || labels.size(0) !== this.labels.size(0) || labels.size(1) !== this.numClasses)
+    const rows = this.labels.size(0);
+    if (labels.ndim !== 2 || labels.size(0) !== rows || labels.size(1) !== this.numClasses)
       throw new Error(
-        `setLabels: expected [${this.labels.size(0)}, ${this.numClasses}] soft labels, got [${labels.shape.join(', ')}]`,
+        `setLabels: expected [${rows}, ${this.numClasses}] soft labels, got [${labels.shape.join(', ')}]`,
       );
     this.labels.dispose();
-    this.labels = labels;
+    this.labels = form === 'logits' && !labels.requiresGrad ? labels.requiresGrad_() : labels;
     this.form = form;
   }
 
-  /** Sets the learned learning rate (a scalar leaf the method updates). */
+  /** Sets the learned learning rate (a scalar leaf in the optimizer's 'lr' group). */
   setLr(lr: E.Tensor): void {
     this.lr?.dispose();
-    this.lr = lr;
+    this.lr = lr.requiresGrad ? lr : lr.requiresGrad_();
   }
 
-  /**
-   * The tensors the run's optimizer updates: the parameterization's. Label logits and a learned lr
-   * have learning rates orders of magnitude apart from the images', so the methods that learn them
-   * update them with optimizer state of their own (MTT/TESLA).
-   */
+  /** The learnable tensors of each optimizer group (empty where the set has none). */
+  get groups(): Record<Group, E.Tensor[]> {
+    const of = (g: 'images' | 'decoder') =>
+      this.parameterization.tensors.filter((t) => t.group === g).map((t) => t.tensor);
+    return {
+      images: of('images'),
+      decoder: of('decoder'),
+      labels: this.form === 'logits' ? [this.labels] : [],
+      lr: this.lr ? [this.lr] : [],
+    };
+  }
+
+  /** Every learnable tensor, group by group in GROUPS order: what a method's gradients line up with. */
   get learnable(): E.Tensor[] {
-    return this.parameterization.tensors;
+    const g = this.groups;
+    return GROUPS.flatMap((name) => g[name]);
   }
 
   /** Images in model-input space and labels (class indices or probabilities), differentiable. */
@@ -88,35 +133,157 @@ export class SyntheticSet {
     return { images: this.parameterization.decode(), labels };
   }
 
-  /** Images of class c (rows c*ipc .. (c+1)*ipc - 1 of decode()). */
-  static classSlice(images: E.Tensor, c: number, ipc: number): E.Tensor {
-    return images.narrow(0, c * ipc, ipc);
+  /** Rows of class c in decode()'s output (decodedPerClass of each class, in class order). */
+  classRows(t: E.Tensor, c: number): E.Tensor {
+    const n = this.decodedPerClass;
+    return t.narrow(0, c * n, n);
   }
 
   /**
-   * A pixel-parameterised set with hard labels (classes in order, ipc each),
-   * initialised from Gaussian noise, random real images, or a coreset.
+   * Gradients for `learnable` (null where none) from gradients with respect to a decode()'s outputs:
+   * the chain rule through the parameterization and the label softmax. Methods that differentiate
+   * the decoded images piecewise (e.g. class by class) call it once with the assembled gradients.
    */
-  static create(dataset: Dataset, ipc: number, init: InitKind, gen: E.Generator): SyntheticSet {
+  pullBack(
+    decoded: { images: E.Tensor; labels: E.Tensor },
+    imageGrad: E.Tensor,
+    labelGrad: E.Tensor | null = null,
+  ): (E.Tensor | null)[] {
+    const learnable = this.learnable;
+    // Pixels with fixed labels: the decoded images are the learnable tensor itself.
+    if (learnable.length === 1 && learnable[0] === decoded.images) return [imageGrad];
+    const outputs = [decoded.images];
+    const weights = [imageGrad];
+    if (labelGrad && decoded.labels.requiresGrad) {
+      outputs.push(decoded.labels);
+      weights.push(labelGrad);
+    }
+    return E.grad(outputs, learnable, { gradOutputs: weights, allowUnused: true });
+  }
+
+  /** What the set stores, against the budget of classes x ipc images of `imageShape`. */
+  storage(imageShape: readonly number[]): StorageBudget {
+    const imageFloats = imageShape.reduce((a, b) => a * b, 1);
+    const labelFloats = this.form === 'hard' ? 0 : this.labels.numel;
+    const floats = storedFloats(this.parameterization) + labelFloats + (this.lr ? 1 : 0);
+    return {
+      floats,
+      bytes: 4 * floats,
+      imagesEquivalent: floats / imageFloats,
+      budgetImages: this.numClasses * this.ipc,
+    };
+  }
+
+  /** How to rebuild the set: parameterization kind and settings, label form (JSON, for metadata). */
+  describe(): { parameterization: ParameterizationConfig; labels: LabelForm; ipc: number } {
+    const p = this.parameterization;
+    return { parameterization: { kind: p.kind, ...p.settings }, labels: this.form, ipc: this.ipc };
+  }
+
+  /** All of the set's tensors (detached), keyed for a checkpoint or an artifact: `<prefix><name>`. */
+  stateTensors(prefix = 'set.'): Record<string, E.Tensor> {
+    const out: Record<string, E.Tensor> = {};
+    for (const t of this.parameterization.tensors) out[`${prefix}param.${t.name}`] = t.tensor.detach();
+    out[`${prefix}${this.form === 'logits' ? 'labelLogits' : 'labels'}`] = this.labels.detach();
+    if (this.lr) out[`${prefix}lr`] = this.lr.detach();
+    return out;
+  }
+
+  /** The set saved by stateTensors/describe (it takes ownership of the tensors it uses). */
+  static restore(
+    shape: ShapeInfo,
+    config: ParameterizationConfig,
+    tensors: Record<string, E.Tensor>,
+    prefix = 'set.',
+  ): SyntheticSet {
+    const { kind, settings } = resolveParameterization(config, shape);
+    const own: Record<string, E.Tensor> = {};
+    for (const [k, t] of Object.entries(tensors))
+      if (k.startsWith(`${prefix}param.`)) own[k.slice(prefix.length + 'param.'.length)] = t;
+    const p = kind.restore(shape, settings, own);
+    const logits = tensors[`${prefix}labelLogits`];
+    const labels = logits ?? tensors[`${prefix}labels`];
+    if (!labels) throw new Error(`no ${prefix}labels or ${prefix}labelLogits among the saved tensors`);
+    const set = new SyntheticSet(p, labels, shape.ipc, shape.classes, logits ? 'logits' : undefined);
+    if (tensors[`${prefix}lr`]) set.setLr(tensors[`${prefix}lr`]);
+    return set;
+  }
+
+  /**
+   * A new set of `ipc` images' storage per class in the given parameterization, initialised from
+   * Gaussian noise, random real images or a coreset (as many full-size images per class as the
+   * parameterization draws), with labels as `labels` says.
+   */
+  static create(
+    dataset: Dataset,
+    ipc: number,
+    init: InitKind,
+    gen: E.Generator,
+    o: { parameterization?: ParameterizationConfig; labels?: LabelConfig } = {},
+  ): SyntheticSet {
     const k = dataset.numClasses;
-    if (ipc > dataset.smallestClassSize && init !== 'noise') {
+    const shape: ShapeInfo = { imageShape: dataset.imageShape, classes: k, ipc };
+    const { kind, settings } = resolveParameterization(
+      o.parameterization ?? parameterizationConfigSchema.parse(undefined),
+      shape,
+    );
+    const per = kind.initImagesPerClass(shape, settings);
+    if (per > dataset.smallestClassSize && init !== 'noise') {
       throw new Error(
-        `ipc ${ipc} is larger than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
+        `the ${kind.kind} parameterization at ipc ${ipc} draws ${per} images per class, more than the smallest class of ${dataset.name} (${dataset.smallestClassSize} images)`,
       );
     }
-    const labels = E.tidy(() => E.arange(k).unsqueeze(1).expand(k, ipc).flatten().keep());
-    let images: E.Tensor;
-    if (init === 'noise') {
-      images = E.randn([k * ipc, ...dataset.imageShape], { generator: gen });
-    } else {
-      // Coreset inits select with the (cached) DeepCore selection network of seed 0, not from the run's stream.
-      const feature = init === 'real' || init === 'random' ? undefined : selectionNetwork(dataset, 0);
-      const indices = selectCoreset(init === 'real' ? 'random' : init, dataset, ipc, gen, feature);
-      if (feature) disposeFeatureNet(feature);
-      const picked = dataset.gather(indices);
-      picked.labels.dispose();
-      images = picked.images;
-    }
-    return new SyntheticSet(new PixelParameterization(images.keep().requiresGrad_()), labels, ipc, k);
+    const images = initialImages(dataset, per, init, gen);
+    const p =
+      kind.kind === 'pixels'
+        ? pixelParameterization(images.keep(), ipc)
+        : E.tidy(() => kind.create(shape, settings, images, gen));
+    if (kind.kind !== 'pixels') images.dispose();
+    const n = p.decodedPerClass;
+    const hard = E.tidy(() => E.arange(k).unsqueeze(1).expand(k, n).flatten().keep());
+    const set = new SyntheticSet(p, hard, ipc, k);
+    set.initLabels(dataset, o.labels ?? labelConfigSchema.parse(undefined));
+    return set;
   }
+
+  /** Turns the hard labels into teacher or uniform probabilities, and into logits when learned. */
+  private initLabels(dataset: Dataset, config: LabelConfig): void {
+    const k = this.numClasses;
+    if (config.init === 'hard') {
+      if (config.learn) this.setLabels(hardLogits(this.labels, k).keep(), 'logits');
+      return;
+    }
+    const logits =
+      config.init === 'uniform'
+        ? E.zeros([this.labels.size(0), k])
+        : E.tidy(() => {
+            const teacher = selectionNetwork(dataset, 0);
+            try {
+              const images = this.parameterization.decode().detach();
+              return E.noGrad(() => teacher.net.forward(teacher.state, images, { train: false })).keep();
+            } finally {
+              disposeFeatureNet(teacher);
+            }
+          });
+    if (config.learn) this.setLabels(logits, 'logits');
+    else {
+      this.setLabels(
+        E.tidy(() => E.nn.softmax(logits, 1).keep()),
+        'soft',
+      );
+      logits.dispose();
+    }
+  }
+}
+
+/** `per` images of each class (class-ordered): Gaussian noise, random real images or a coreset. */
+function initialImages(dataset: Dataset, per: number, init: InitKind, gen: E.Generator): E.Tensor {
+  if (init === 'noise') return E.randn([dataset.numClasses * per, ...dataset.imageShape], { generator: gen });
+  // Coreset inits select with the (cached) DeepCore selection network of seed 0, not from the run's stream.
+  const feature = init === 'real' || init === 'random' ? undefined : selectionNetwork(dataset, 0);
+  const indices = selectCoreset(init === 'real' ? 'random' : init, dataset, per, gen, feature);
+  if (feature) disposeFeatureNet(feature);
+  const picked = dataset.gather(indices);
+  picked.labels.dispose();
+  return picked.images;
 }

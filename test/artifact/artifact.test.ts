@@ -56,7 +56,10 @@ test('mismatched dataset or preprocessing is rejected with what to do', () => {
     JSON.stringify({ ...meta, dataset: { ...meta.dataset, name: 'fashion-mnist' } }),
   );
   assert.throws(() => loadArtifact(dir, ds), /was distilled from 'fashion-mnist', not 'mnist'/);
-  writeFileSync(join(dir, 'meta.json'), JSON.stringify({ ...meta, ipc: 5 }));
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify({ ...meta, decodedPerClass: 5 }));
+  assert.throws(() => loadArtifact(dir), /images have shape \[10, 1, 28, 28\], meta\.json says 5 per class/);
+  // A version 1 meta.json (no decodedPerClass): the images are ipc per class.
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify({ ...meta, decodedPerClass: undefined, ipc: 5 }));
   assert.throws(() => loadArtifact(dir), /images have shape \[10, 1, 28, 28\], meta\.json says 5 per class/);
   writeFileSync(join(dir, 'meta.json'), '{not json');
   assert.throws(() => loadArtifact(dir), /meta\.json is not JSON/);

@@ -224,7 +224,7 @@ test('DC and DSA from noise lower the matching loss over a few iterations', () =
   for (const method of [dc, dsa]) {
     const gen = new E.Generator(7);
     const synthetic = SyntheticSet.create(ds, 1, 'noise', gen);
-    const start = synthetic.parameterization.tensors[0].clone();
+    const start = synthetic.parameterization.tensors[0].tensor.clone();
     const opt = new E.SGD(synthetic.learnable, { lr: 0.1, momentum: 0.5 });
     const config = method.schema.parse({ batchReal: 20 });
     const losses: number[] = [];
@@ -245,7 +245,7 @@ test('DC and DSA from noise lower the matching loss over a few iterations', () =
       mean(losses.slice(-8)) < mean(losses.slice(0, 8)),
       `${method.name}: loss ${mean(losses.slice(0, 8))} -> ${mean(losses.slice(-8))}`,
     );
-    assert.ok(synthetic.parameterization.tensors[0].sub(start).abs().max().item() > 1e-3);
+    assert.ok(synthetic.parameterization.tensors[0].tensor.sub(start).abs().max().item() > 1e-3);
   }
 });
 

@@ -91,7 +91,7 @@ test('DM lowers its matching loss and moves the images', () => {
   const ds = loadDataset(data);
   const gen = new E.Generator(0);
   const synthetic = SyntheticSet.create(ds, 2, 'real', gen);
-  const start = synthetic.parameterization.tensors[0].clone();
+  const start = synthetic.parameterization.tensors[0].tensor.clone();
   const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
   const config = dm.schema.parse({ batchReal: 40 });
   const losses: number[] = [];
@@ -108,7 +108,7 @@ test('DM lowers its matching loss and moves the images', () => {
     mean(losses.slice(-10)) < 0.7 * mean(losses.slice(0, 10)),
     `loss ${mean(losses.slice(0, 10))} -> ${mean(losses.slice(-10))}`,
   );
-  assert.ok(synthetic.parameterization.tensors[0].sub(start).abs().max().item() > 0.01);
+  assert.ok(synthetic.parameterization.tensors[0].tensor.sub(start).abs().max().item() > 0.01);
 });
 
 test('bad input: unknown method, dataset, model; ipc too large; unwritable output; existing run', () => {
@@ -116,7 +116,7 @@ test('bad input: unknown method, dataset, model; ipc too large; unwritable outpu
   assert.equal(unknownMethod.status, 2);
   assert.match(
     unknownMethod.stderr,
-    /unknown method 'magic' \(available: dc, dsa, mtt, tesla, dm; see `distillery methods`\)/,
+    /unknown method 'magic' \(available: dc, dsa, idc, idc-i, mtt, tesla, dm; see `distillery methods`\)/,
   );
   const unknownDataset = cli(['distill', '--dataset', 'imagenet-1k', '--out', join(tempDir('x'), 'r')]);
   assert.notEqual(unknownDataset.status, 0);

@@ -23,11 +23,11 @@ import {
   teslaGradients,
   unrolledGradients,
   unrolledLoss,
+  type TrajectoryConfig,
   type TrajectoryProblem,
 } from '../../src/distill/methods/mtt.js';
 import { RunDir } from '../../src/distill/rundir.js';
-import { contextWithOptimizer } from '../../src/distill/method.js';
-import { SyntheticSet } from '../../src/distill/synthetic.js';
+import { newSession, runIterations } from '../../src/distill/session.js';
 import { createNetwork, flattenParams, paramLayout } from '../../src/models/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
@@ -161,8 +161,16 @@ for (const [withDsa, learned] of [
   });
 }
 
-function distill(method: string, out: string, stopAt?: number, extra: Record<string, unknown> = {}) {
+function distill(
+  method: string,
+  out: string,
+  stopAt?: number,
+  extra: Record<string, unknown> = {},
+  top: Record<string, unknown> = {},
+) {
   const config = resolveConfig({
+    ...top,
+    optimizers: { lr: { lr: 1e-3 }, ...(top.optimizers as object) },
     dataset: data,
     method,
     ipc: 2,
@@ -176,7 +184,6 @@ function distill(method: string, out: string, stopAt?: number, extra: Record<str
       synSteps: 3,
       expertEpochs: 1,
       maxStartEpoch: 2,
-      lrLr: 1e-3,
       ...extra,
     },
   });
@@ -225,37 +232,50 @@ test("MTT's adjoint option runs the exact gradient through the Distiller: it lan
   assert.ok(gap(adjoint) < 0.1 * gap(tesla), `adjoint ${gap(adjoint)} vs TESLA ${gap(tesla)} from unrolled`);
 });
 
-test("the learned lr takes the known first step: lr - lrLr * dL/dlr (PyTorch's momentum buffer starts at the gradient)", () => {
+test("the learned lr takes the known first step: lr - lr_lr * dL/dlr in the optimizer's 'lr' group (PyTorch's momentum buffer starts at the gradient)", async () => {
   const ds = loadDataset(data);
-  const config = mtt.schema.parse({
-    experts: expertsDir,
-    synSteps: 3,
-    expertEpochs: 1,
-    maxStartEpoch: 2,
-    lrLr: 1e-3,
-  });
-  const gen = new E.Generator(5);
-  const synthetic = SyntheticSet.create(ds, 2, 'real', gen);
-  // Image lr 0: the images stay as they were, so the iteration can be replayed.
-  const ctx = contextWithOptimizer(
-    { dataset: ds, synthetic, gen, model: 'ConvNetW8' },
-    new E.SGD(synthetic.learnable, { lr: 0 }),
+  // Image lr 0 (a frozen group): the images stay as they were, so the iteration can be replayed.
+  const session = newSession(
+    ds,
+    resolveConfig({
+      dataset: data,
+      method: 'mtt',
+      ipc: 2,
+      model: 'ConvNetW8',
+      seed: 5,
+      optimizer: { lr: 0 },
+      optimizers: { lr: { lr: 1e-3 } },
+      methodConfig: { experts: expertsDir, synSteps: 3, expertEpochs: 1, maxStartEpoch: 2 },
+    }),
   );
-  mtt.init?.(ctx, config);
+  const { synthetic, gen, ctx } = session;
   const lr0 = (synthetic.lr as E.Tensor).item();
   const snapshot = gen.getState();
-  mtt.step(ctx, config, 0);
+  await runIterations(session, 0, 1);
   const lr1 = (synthetic.lr as E.Tensor).item();
   // The same iteration from the same stream, at the initial lr: its exact lr gradient.
   synthetic.setLr(E.tensor(lr0, { shape: [] }).requiresGrad_());
   const replay = new E.Generator(0);
   replay.setState(snapshot);
+  const config = session.config.methodConfig as TrajectoryConfig;
   const problem = iterationProblem({ ...ctx, gen: replay, state: new Map() }, config);
   const g = unrolledGradients(problem, [problem.lr]).grads[0].item();
   assert.ok(Math.abs(g) > 1e-4, `a gradient to follow (${g})`);
   const expected = lr0 - 1e-3 * g;
   assert.ok(Math.abs(lr1 - expected) <= 1e-6 * Math.abs(lr0), `lr ${lr0} -> ${lr1}, expected ${expected}`);
   assert.ok(Math.sign(lr1 - lr0) === -Math.sign(g), 'it moves against the gradient');
+});
+
+test("runs recorded with MTT's own optimizer settings resolve to the group optimizers", () => {
+  const c = resolveConfig({
+    dataset: data,
+    method: 'mtt',
+    methodConfig: { experts: expertsDir, lrLr: 1e-7, learnLabels: true, lrLabels: 2, softLabels: 'fixed' },
+  });
+  assert.deepEqual(c.optimizers.lr, { kind: 'sgd', lr: 1e-7, momentum: 0.5 });
+  assert.deepEqual(c.optimizers.labels, { kind: 'sgd', lr: 2, momentum: 0.5 });
+  assert.equal(c.labels.learn, true);
+  assert.ok(!('lrLr' in c.methodConfig));
 });
 
 test('experts are walked as the references do (load_all off): each pass a shuffled order without replacement', () => {
@@ -298,21 +318,34 @@ test('an MTT run stopped after a checkpoint resumes to the same images, lr and l
   await new Distiller(config, new RunDir(part)).run({ resume: true });
   const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
   const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
-  for (const key of ['images', 'lr', 'method.lrMomentum', 'method.expertOrder', 'method.expertNext'])
+  for (const key of [
+    'set.param.images',
+    'set.lr',
+    'optimizer.lr.momentum.0',
+    'method.expertOrder',
+    'method.expertNext',
+  ])
     assert.deepEqual(a[key].toNumbers(), b[key].toNumbers(), `${key} identical`);
 });
 
 test('learned soft labels (logits): they move, stay on the simplex, and a resumed run ends identical', async () => {
-  const learn = { softLabels: 'fixed', learnLabels: true, lrLabels: 1 };
+  const learn = { softLabels: 'fixed' };
+  const top = { labels: { learn: true }, optimizers: { labels: { lr: 1 } } };
   const full = join(tempDir('tesla-labels-full'), 'run');
-  await distill('tesla', full, undefined, learn);
+  await distill('tesla', full, undefined, learn, top);
   const part = join(tempDir('tesla-labels-part'), 'run');
-  assert.ok((await distill('tesla', part, 2, learn)).interrupted);
+  assert.ok((await distill('tesla', part, 2, learn, top)).interrupted);
   const config = new RunDir(part).readRecord().config;
   await new Distiller(config, new RunDir(part)).run({ resume: true });
   const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
   const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
-  for (const key of ['images', 'labelLogits', 'lr', 'method.lrMomentum', 'method.labelMomentum'])
+  for (const key of [
+    'set.param.images',
+    'set.labelLogits',
+    'set.lr',
+    'optimizer.lr.momentum.0',
+    'optimizer.labels.momentum.0',
+  ])
     assert.equal(a[key].sub(b[key]).abs().max().item(), 0, `${key} identical`);
   // The artifact holds probabilities (softmax of the logits), and they differ from the fixed expert labels.
   const learned = loadArtifact(join(full, 'artifact')).labels;
@@ -322,14 +355,9 @@ test('learned soft labels (logits): they move, stay on the simplex, and a resume
   await distill('tesla', fixed, undefined, { softLabels: 'fixed' });
   const kept = loadArtifact(join(fixed, 'artifact')).labels;
   assert.ok(learned.sub(kept).abs().max().item() > 1e-4, 'the labels were learned');
-  assert.throws(
-    () =>
-      resolveConfig({
-        dataset: data,
-        method: 'mtt',
-        methodConfig: { experts: expertsDir, learnLabels: true },
-      }),
-    /learnLabels needs softLabels: 'fixed'/,
+  await assert.rejects(
+    distill('tesla', join(tempDir('tesla-teacher-learn'), 'run'), undefined, { softLabels: 'teacher' }, top),
+    /softLabels 'teacher' recomputes the labels every iteration, so they cannot be learned/,
   );
   assert.throws(
     () =>

@@ -2,12 +2,11 @@
 // the Distiller with a progress bar, and prints the final accuracy next to a
 // random real subset of the same size under the same protocol.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { defaultRunDir } from '../../distill/api.js';
 import {
   ConfigError,
   deepMerge,
-  loadPreset,
-  presetPath,
+  layeredConfig,
   resolveConfig,
   type DistillConfig,
   type PresetName,
@@ -72,9 +71,9 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
   return flags;
 }
 
-function resolve(input: Record<string, unknown>): DistillConfig {
+function asUsage<T>(fn: () => T): T {
   try {
-    return resolveConfig(input);
+    return fn();
   } catch (e) {
     if (e instanceof ConfigError || (e instanceof Error && e.message.startsWith('unknown method')))
       throw new UsageError(e.message);
@@ -83,11 +82,15 @@ function resolve(input: Record<string, unknown>): DistillConfig {
 }
 
 export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; note: string } {
-  const preset = loadPreset(o.method, o.dataset, o.ipc, o.preset);
-  const note = preset
-    ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
-    : `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`;
-  return { config: resolve(deepMerge(preset ?? {}, flagOverrides(o, true))), note };
+  return asUsage(() =>
+    layeredConfig({
+      method: o.method,
+      dataset: o.dataset,
+      ipc: o.ipc,
+      preset: o.preset,
+      overrides: flagOverrides(o, true),
+    }),
+  );
 }
 
 export async function distillCommand(o: DistillCommandOptions): Promise<void> {
@@ -99,19 +102,15 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     if (!existsSync(runDir.runJson))
       throw new UsageError(`--resume ${o.resume}: not a run directory (no run.json)`);
     // Flags given with --resume must agree with the run's configuration; the Distiller reports any difference.
-    config = resolve(
-      deepMerge(runDir.readRecord().config as unknown as Record<string, unknown>, flagOverrides(o, false)),
+    config = asUsage(() =>
+      resolveConfig(
+        deepMerge(runDir.readRecord().config as unknown as Record<string, unknown>, flagOverrides(o, false)),
+      ),
     );
   } else {
     const built = buildConfig(o);
     config = built.config;
-    runDir = new RunDir(
-      o.out ??
-        join(
-          'runs',
-          `${config.method}-${config.dataset.replace(/[^\w.-]+/g, '_')}-ipc${config.ipc}-seed${config.seed}`,
-        ),
-    );
+    runDir = new RunDir(o.out ?? defaultRunDir(config));
     if (existsSync(runDir.runJson)) {
       throw new UsageError(
         `run directory ${runDir.path} already holds a run: resume it with --resume ${runDir.path}, or choose another --out`,
@@ -161,9 +160,10 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     const { model, protocol } = r.evaluation;
     const fmt = (s: { mean: number; std: number } | undefined) =>
       s ? `${pct(s.mean)}% +- ${pct(s.std)}` : 'not evaluated';
+    const soft = r.softLabels ? ', soft labels (soft cross-entropy)' : '';
     const lines = [
       `Distilled set: ${r.artifact}`,
-      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${protocol.epochs} epochs, augmentation ${protocol.augment}, ${protocol.precision}): ${fmt(r.final?.[model])}`,
+      `Test accuracy of ${model} trained on it (${config.evalRuns} network(s), ${protocol.epochs} epochs, augmentation ${protocol.augment}, ${protocol.precision}${soft}): ${fmt(r.final?.[model])}`,
     ];
     if (r.randomSubset)
       lines.push(`Random real subset, same size and protocol:   ${fmt(r.randomSubset[model])}`);

@@ -18,8 +18,8 @@ import { lowPrecisionGradients, trainEpoch } from '../../eval/index.js';
 import { createNetwork, gradientLeaves, type Network, type NetState } from '../../models/index.js';
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { registerMethod } from '../registry.js';
 import { precisionOption } from '../precision.js';
-import { SyntheticSet } from '../synthetic.js';
 
 function makeSchema(dsaDefault: boolean) {
   return z
@@ -155,23 +155,25 @@ interface OuterIteration {
 function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: OuterIteration): number {
   const { dataset, synthetic, gen } = ctx;
   const k = dataset.numClasses;
-  const ipc = synthetic.ipc;
   return E.tidy(() => {
-    const { images, labels } = synthetic.decode();
+    const decoded = synthetic.decode();
+    const learnLabels = decoded.labels.requiresGrad;
     // At this step's network (it changes between image updates); disposed with this scope.
     const realState = config.realDtype === 'bfloat16' ? gradientLeaves(state, 'bfloat16') : undefined;
     const indices = dataset.sampleIndices(batchReal, gen);
     const draws = dsa?.sample(k, gen) ?? null;
     let total = 0;
-    const classGrads: E.Tensor[] = [];
+    const imageGrads: E.Tensor[] = [];
+    const labelGrads: E.Tensor[] = [];
     for (let c = 0; c < k; c++) {
-      const { value, grad } = E.tidy(() => {
-        const synImages = SyntheticSet.classSlice(images, c, ipc);
+      const { value, grads } = E.tidy(() => {
+        const synImages = synthetic.classRows(decoded.images, c);
+        const synLabels = synthetic.classRows(decoded.labels, c);
         const loss = classMatchingLoss(
           net,
           state,
           dataset.gather(indices.slice(c * batchReal, (c + 1) * batchReal)),
-          { images: synImages, labels: SyntheticSet.classSlice(labels, c, ipc) },
+          { images: synImages, labels: synLabels },
           {
             distance: config.distance,
             augment: draws && dsa ? { dsa, draw: draws[c] } : undefined,
@@ -179,19 +181,18 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
             realState,
           },
         );
-        return { value: loss.item(), grad: E.grad(loss, [synImages])[0] };
+        // Each class's second-order graph is freed before the next class is built.
+        return {
+          value: loss.item(),
+          grads: E.grad(loss, learnLabels ? [synImages, synLabels] : [synImages]),
+        };
       });
       total += value;
-      classGrads.push(grad);
+      imageGrads.push(grads[0]);
+      if (learnLabels) labelGrads.push(grads[1]);
     }
-    const imageGrad = E.cat(classGrads, 0);
-    const learnable = synthetic.learnable;
-    // Pixels: the decoded images are the learnable tensor itself; otherwise chain through decode().
-    const grads =
-      learnable.length === 1 && learnable[0] === images
-        ? [imageGrad]
-        : E.grad(images, learnable, { gradOutputs: [imageGrad], allowUnused: true });
-    ctx.update(grads, total);
+    const labelGrad = learnLabels ? E.cat(labelGrads, 0) : null;
+    ctx.update(synthetic.pullBack(decoded, E.cat(imageGrads, 0), labelGrad), total);
     return total;
   });
 }
@@ -208,6 +209,8 @@ function gradientMatching(o: {
     subFamily: 'single step: gradient matching',
     summary: o.summary,
     needs: 'a dataset; second-order gradients (double backprop through the network)',
+    // The synthetic side's cross-entropy takes soft labels, differentiably.
+    labelGradients: true,
     schema: makeSchema(o.dsa) as z.ZodType<GradientMatchingConfig>,
     defaults: {
       init: o.init,
@@ -219,8 +222,6 @@ function gradientMatching(o: {
 
     step(ctx: MethodContext, config: GradientMatchingConfig): StepResult {
       const { dataset, synthetic, gen, model } = ctx;
-      if (synthetic.labelForm !== 'hard')
-        throw new Error(`${o.name}: soft labels are not supported (gradient matching uses hard labels)`);
       const loops = loopsForIpc(synthetic.ipc);
       const outerLoop = config.outerLoop ?? loops.outerLoop;
       const innerLoop = config.innerLoop ?? loops.innerLoop;
@@ -264,17 +265,21 @@ function gradientMatching(o: {
   };
 }
 
-export const dc = gradientMatching({
-  name: 'dc',
-  dsa: false,
-  init: 'noise',
-  summary:
-    'match per-class gradients of real and synthetic batches on networks trained on S (Zhao et al. 2021)',
-});
+export const dc = registerMethod(
+  gradientMatching({
+    name: 'dc',
+    dsa: false,
+    init: 'noise',
+    summary:
+      'match per-class gradients of real and synthetic batches on networks trained on S (Zhao et al. 2021)',
+  }),
+);
 
-export const dsa = gradientMatching({
-  name: 'dsa',
-  dsa: true,
-  init: 'real',
-  summary: 'DC with Differentiable Siamese Augmentation on both sides of the matching (Zhao & Bilen 2021)',
-});
+export const dsa = registerMethod(
+  gradientMatching({
+    name: 'dsa',
+    dsa: true,
+    init: 'real',
+    summary: 'DC with Differentiable Siamese Augmentation on both sides of the matching (Zhao & Bilen 2021)',
+  }),
+);

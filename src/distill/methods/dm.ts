@@ -14,6 +14,7 @@ import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { registerMethod } from '../registry.js';
 import { precisionOption, type RealDtype } from '../precision.js';
 
 const schema = z
@@ -104,7 +105,7 @@ export function distributionMatchingLoss(p: DMProblem): E.Tensor {
   return realMean.sub(synMean).square().sum();
 }
 
-export const dm: Method<DMConfig> = {
+export const dm: Method<DMConfig> = registerMethod({
   name: 'dm',
   family: 'distribution matching',
   subFamily: 'feature mean matching',
@@ -116,6 +117,8 @@ export const dm: Method<DMConfig> = {
   defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 1, momentum: 0.5 } },
   // main_DM.py's eval_mode 'SS': a ConvNetBN set is evaluated on ConvNetBN.
   evalMode: 'SS',
+  // The loss matches embeddings only: labels never enter it.
+  labelGradients: false,
 
   step({ dataset, synthetic, gen, model, update }: MethodContext, config: DMConfig): StepResult {
     const k = dataset.numClasses;
@@ -142,7 +145,7 @@ export const dm: Method<DMConfig> = {
           real: real.images,
           perClass: batchReal,
           syn: synthetic.decode().images,
-          ipc: synthetic.ipc,
+          ipc: synthetic.decodedPerClass,
           draws,
           dsa,
           realDtype: config.realDtype,
@@ -156,4 +159,4 @@ export const dm: Method<DMConfig> = {
       for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
     }
   },
-};
+});

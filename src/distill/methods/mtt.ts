@@ -5,7 +5,8 @@
 // expert's theta_s and takes synSteps SGD steps on minibatches of S with the learnable
 // learning rate lr; the loss is
 //   L = ||theta_T - theta_{s+E}||^2 / ||theta_s - theta_{s+E}||^2.
-// Its gradient updates the images (the run's optimizer) and lr (SGD lrLr, momentum 0.5).
+// Its gradient updates every learnable tensor of the set through the run's group optimizer: the
+// images (and decoder), the lr (group 'lr': SGD lr_lr, momentum 0.5) and learned label logits.
 //
 // What each computes (all tested against fixtures from the reference code):
 // - mtt, gradient 'unrolled' (default, the reference): the exact gradient through the unrolled
@@ -25,8 +26,8 @@
 //   activation memory.
 // Labels: hard (default), TESLA's teacher labels ('teacher': the sampled target parameters' class
 // probabilities on the current images, recomputed every iteration; the reference's --teacher_label),
-// or soft labels fixed at init from an expert's final epoch ('fixed'), optionally learned as
-// logits (learnLabels, softmax as DATM does) with their own SGD.
+// or soft labels fixed at init from an expert's final epoch ('fixed'); with the run's labels.learn
+// they are learned as logits (softmax, as DATM does) in the optimizer's 'labels' group.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
@@ -34,6 +35,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { createNetwork, unflattenParams, type Network, type ParamLayout } from '../../models/index.js';
 import { ExpertSet } from '../experts.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { registerMethod } from '../registry.js';
 
 export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
 export type TrajectoryGradient = (typeof TRAJECTORY_GRADIENTS)[number];
@@ -61,10 +63,8 @@ function makeSchema(method: 'mtt' | 'tesla') {
       maxStartEpoch: z.number().int().positive().default(25),
       /** Synthetic images per student step; default: all of them. */
       batchSyn: z.number().int().positive().optional(),
-      /** Initial learnable learning rate of the student. */
+      /** Initial learnable learning rate of the student (its optimizer: the run's optimizers.lr). */
       lrTeacher: z.number().positive().default(0.01),
-      /** SGD (momentum 0.5) learning rate of that learning rate. */
-      lrLr: z.number().positive().default(1e-5),
       /** DSA on the student's batches (one group per batch, per-image parameters). */
       dsa: z.boolean().default(true),
       dsaStrategy: z.string().optional(),
@@ -84,16 +84,24 @@ function makeSchema(method: 'mtt' | 'tesla') {
        * replacement each iteration.
        */
       expertSampling: z.enum(['walk', 'uniform']).default('walk'),
-      /** Learn the 'fixed' soft labels as logits (softmax), by their own SGD (lrLabels, momentum 0.5). */
-      learnLabels: z.boolean().default(false),
-      lrLabels: z.number().positive().default(10),
     })
-    .strict()
-    .refine((c) => !c.learnLabels || c.softLabels === 'fixed', {
-      message:
-        "learnLabels needs softLabels: 'fixed' (hard labels and per-iteration teacher labels are not learned)",
-      path: ['learnLabels'],
-    });
+    .strict();
+}
+
+/**
+ * Runs recorded before the group optimizers kept MTT's own optimizer settings in methodConfig:
+ * lrLr (SGD, momentum 0.5) is now optimizers.lr, lrLabels optimizers.labels, learnLabels labels.learn.
+ */
+function migrate(raw: Record<string, unknown>): Record<string, unknown> {
+  const mc = raw.methodConfig as Record<string, unknown> | undefined;
+  if (!mc || !['lrLr', 'lrLabels', 'learnLabels'].some((k) => k in mc)) return raw;
+  const { lrLr, lrLabels, learnLabels, ...rest } = mc;
+  const optimizers = { ...((raw.optimizers as Record<string, unknown>) ?? {}) };
+  if (lrLr !== undefined) optimizers.lr = { kind: 'sgd', lr: lrLr, momentum: 0.5 };
+  if (lrLabels !== undefined) optimizers.labels = { kind: 'sgd', lr: lrLabels, momentum: 0.5 };
+  const labels = { ...((raw.labels as Record<string, unknown>) ?? {}) };
+  if (learnLabels) labels.learn = true;
+  return { ...raw, methodConfig: rest, optimizers, labels };
 }
 
 export type TrajectoryConfig = z.infer<ReturnType<typeof makeSchema>>;
@@ -290,23 +298,6 @@ const GRADIENTS: Record<TrajectoryGradient, (p: TrajectoryProblem, wrt: E.Tensor
     tesla: teslaGradients,
   };
 
-/** SGD with momentum 0.5 in PyTorch's form (the first buffer is the gradient), its buffer in ctx.state. */
-function sgdWithMomentum(
-  state: Map<string, E.Tensor>,
-  key: string,
-  param: E.Tensor,
-  grad: E.Tensor,
-  lr: number,
-): void {
-  E.noGrad(() => {
-    const previous = state.get(key);
-    const buffer = previous ? previous.mul(0.5).add(grad) : grad.clone();
-    previous?.dispose();
-    state.set(key, buffer.keep());
-    param.sub_(buffer.mul(lr));
-  });
-}
-
 interface IterationSample {
   expert: number;
   startEpoch: number;
@@ -415,11 +406,18 @@ function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Meth
     needs: 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
     schema: makeSchema(o.name) as z.ZodType<TrajectoryConfig>,
     defaults: { init: 'real', iterations: 5000, optimizer: { kind: 'sgd', lr: 1000, momentum: 0.5 } },
+    labelGradients: true,
+    migrate,
 
     init({ dataset, synthetic, gen, model }: MethodContext, config: TrajectoryConfig): void {
       const set = openExperts(config.experts, dataset, model);
       checkEpochs(set, config);
       synthetic.setLr(E.tensor(config.lrTeacher, { shape: [] }).requiresGrad_());
+      const learned = synthetic.labelForm === 'logits';
+      if (learned && config.softLabels === 'teacher')
+        throw new Error(
+          `${o.name}: softLabels 'teacher' recomputes the labels every iteration, so they cannot be learned (labels.learn); use softLabels 'fixed' to learn them`,
+        );
       if (config.softLabels === 'fixed') {
         // A random expert's outputs at the end of its training; learned as logits, or kept as probabilities.
         const logits = E.tidy(() => {
@@ -432,7 +430,7 @@ function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Meth
             synthetic.decode().images,
           );
         });
-        if (config.learnLabels) synthetic.setLabels(logits.keep(), 'logits');
+        if (learned) synthetic.setLabels(logits.keep(), 'logits');
         else {
           synthetic.setLabels(E.tidy(() => E.nn.softmax(logits, 1)).keep(), 'soft');
           logits.dispose();
@@ -441,23 +439,13 @@ function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Meth
     },
 
     step(ctx: MethodContext, config: TrajectoryConfig): StepResult {
-      const { synthetic, state } = ctx;
-      const lr = synthetic.lr;
-      if (!lr)
+      if (!ctx.synthetic.lr)
         throw new Error(`${o.name}: the synthetic set has no learnable learning rate (init was not run)`);
-      // A resumed run loads the label logits as a plain tensor; they become a leaf to learn again.
-      if (config.learnLabels && !synthetic.labels.requiresGrad) synthetic.labels.requiresGrad_();
       return E.tidy(() => {
         const problem = iterationProblem(ctx, config);
-        // The run's optimizer owns the set's learnable tensors; the lr and learned labels have their own SGD.
-        const labelLogits = config.learnLabels ? [synthetic.labels] : [];
-        const wrt = [...synthetic.learnable, ...labelLogits, lr];
-        const { loss, grads } = GRADIENTS[config.gradient](problem, wrt);
-        const lrGrad = grads.pop() as E.Tensor;
-        const labelGrad = config.learnLabels ? grads.pop() : undefined;
+        // Every learnable tensor of the set (images, decoder, label logits, lr), one optimizer group each.
+        const { loss, grads } = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
         ctx.update(grads, loss);
-        sgdWithMomentum(state, 'lrMomentum', lr, lrGrad, config.lrLr);
-        if (labelGrad) sgdWithMomentum(state, 'labelMomentum', synthetic.labels, labelGrad, config.lrLabels);
         return { loss };
       });
     },
@@ -496,13 +484,17 @@ export function iterationProblem(ctx: MethodContext, config: TrajectoryConfig): 
   };
 }
 
-export const mtt = trajectoryMatching({
-  name: 'mtt',
-  summary:
-    'match expert training trajectories with unrolled student updates; gradient unrolled or adjoint (Cazenavette et al. 2022)',
-});
+export const mtt = registerMethod(
+  trajectoryMatching({
+    name: 'mtt',
+    summary:
+      'match expert training trajectories with unrolled student updates; gradient unrolled or adjoint (Cazenavette et al. 2022)',
+  }),
+);
 
-export const tesla = trajectoryMatching({
-  name: 'tesla',
-  summary: "trajectory matching with TESLA's Hessian-free gradient in constant memory (Cui et al. 2023)",
-});
+export const tesla = registerMethod(
+  trajectoryMatching({
+    name: 'tesla',
+    summary: "trajectory matching with TESLA's Hessian-free gradient in constant memory (Cui et al. 2023)",
+  }),
+);

@@ -1,0 +1,97 @@
+// One optimizer per group of the synthetic set's learnable tensors (images, decoder, labels,
+// learning rate): their learning rates are orders of magnitude apart (MTT: images 1e3, lr 1e-5).
+// Built after method.init (which may add a learnable lr or labels); saved in checkpoints and
+// restored exactly.
+import { z } from 'zod';
+import * as E from '../engine/index.js';
+import { GROUPS, type Group, type SyntheticSet } from './synthetic.js';
+
+export const optimizerSpecSchema = z
+  .object({
+    kind: z.enum(['sgd', 'adam']).default('sgd'),
+    lr: z.number().nonnegative().default(1),
+    /** SGD only. */
+    momentum: z.number().min(0).max(1).default(0.5),
+  })
+  .strict();
+export type OptimizerSpec = z.infer<typeof optimizerSpecSchema>;
+
+/** Settings of the groups other than images (the run's `optimizer`); defaults as the references. */
+export const groupOptimizersSchema = z
+  .object({
+    /** Decoder weights (HaBa's hallucinators, LinBa's bases): Adam 1e-3 unless a method says otherwise. */
+    decoder: optimizerSpecSchema.default({ kind: 'adam', lr: 1e-3 }),
+    /** Learnable label logits: SGD 10, momentum 0.5 (the former methodConfig.lrLabels of MTT). */
+    labels: optimizerSpecSchema.default({ kind: 'sgd', lr: 10, momentum: 0.5 }),
+    /** A learned training lr: SGD 1e-5, momentum 0.5 (MTT's lr_lr and its optimizer). */
+    lr: optimizerSpecSchema.default({ kind: 'sgd', lr: 1e-5, momentum: 0.5 }),
+  })
+  .strict()
+  .default({});
+export type GroupOptimizerSpecs = z.infer<typeof groupOptimizersSchema>;
+
+export interface GroupOptimizerState {
+  /** Per group: kind, lr, step (JSON metadata). */
+  meta: Partial<Record<Group, { kind: string; lr: number; step: number }>>;
+  /** Buffers keyed `optimizer.<group>.<slot>.<index>`. */
+  tensors: Record<string, E.Tensor>;
+}
+
+function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
+  return spec.kind === 'sgd'
+    ? new E.SGD(params, { lr: spec.lr, momentum: spec.momentum })
+    : new E.Adam(params, { lr: spec.lr });
+}
+
+export class GroupOptimizer {
+  private readonly optimizers = new Map<Group, E.Optimizer>();
+  /** The tensors in the order step() expects their gradients (synthetic.learnable's order). */
+  readonly params: E.Tensor[];
+
+  constructor(synthetic: SyntheticSet, images: OptimizerSpec, others: GroupOptimizerSpecs) {
+    const groups = synthetic.groups;
+    this.params = GROUPS.flatMap((g) => groups[g]);
+    for (const g of GROUPS)
+      if (groups[g].length) this.optimizers.set(g, build(g === 'images' ? images : others[g], groups[g]));
+  }
+
+  /** One update of every group; `grads` line up with `params` (null: no update of that tensor). */
+  step(grads: readonly (E.Tensor | null)[]): void {
+    if (grads.length !== this.params.length)
+      throw new Error(
+        `GroupOptimizer: ${grads.length} gradients for ${this.params.length} learnable tensors`,
+      );
+    let i = 0;
+    for (const opt of this.optimizers.values()) {
+      const part = grads.slice(i, i + opt.params.length);
+      i += opt.params.length;
+      if (part.some((g) => g !== null)) opt.step(part);
+    }
+  }
+
+  stateDict(): GroupOptimizerState {
+    const out: GroupOptimizerState = { meta: {}, tensors: {} };
+    for (const [g, opt] of this.optimizers) {
+      const s = opt.stateDict();
+      out.meta[g] = { kind: s.kind, lr: s.lr, step: s.step };
+      for (const [k, t] of Object.entries(s.buffers)) out.tensors[`optimizer.${g}.${k}`] = t;
+    }
+    return out;
+  }
+
+  loadStateDict(state: GroupOptimizerState): void {
+    for (const [g, opt] of this.optimizers) {
+      const meta = state.meta[g];
+      if (!meta) continue;
+      const buffers: Record<string, E.Tensor> = {};
+      const prefix = `optimizer.${g}.`;
+      for (const [k, t] of Object.entries(state.tensors))
+        if (k.startsWith(prefix)) buffers[k.slice(prefix.length)] = t;
+      opt.loadStateDict({ ...meta, buffers });
+    }
+  }
+
+  disposeState(): void {
+    for (const opt of this.optimizers.values()) opt.disposeState();
+  }
+}
