@@ -37,6 +37,7 @@ import type { AnyMethod } from '../src/distill/method.js';
 import { dc, dm, dsa, idc, idcI, mtt, tesla } from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
+import { ParameterizationError } from '../src/param/index.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -212,10 +213,19 @@ for (const ipc of ipcs) {
         ? idcIterations
         : gmIterations;
     const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
-    scores[d.column] = await distillAndEvaluate(d, ipc, its);
+    try {
+      scores[d.column] = await distillAndEvaluate(d, ipc, its);
+    } catch (e) {
+      // A parameterization that does not fit this IPC's storage budget is a cell, not a crash.
+      if (!(e instanceof ParameterizationError)) throw e;
+      log(`ipc ${ipc} ${d.column}: ${e.message}`);
+      continue;
+    }
     log(`ipc ${ipc} ${d.column} (${its} iterations): ${fmt(scores[d.column])}`);
   }
-  rows.push(`| ${ipc} | ${columnNames.map((m) => fmt(scores[m])).join(' | ')} |`);
+  rows.push(
+    `| ${ipc} | ${columnNames.map((m) => (scores[m] ? fmt(scores[m]) : 'over budget')).join(' | ')} |`,
+  );
 }
 if (feature) disposeFeatureNet(feature);
 

@@ -15,7 +15,6 @@ import {
   type ParameterizationConfig,
   type ShapeInfo,
 } from '../param/index.js';
-import { pixelParameterization } from '../param/pixels.js';
 
 export type InitKind = 'noise' | 'real' | CoresetMethod;
 
@@ -234,11 +233,8 @@ export class SyntheticSet {
       );
     }
     const images = initialImages(dataset, per, init, gen);
-    const p =
-      kind.kind === 'pixels'
-        ? pixelParameterization(images.keep(), ipc)
-        : E.tidy(() => kind.create(shape, settings, images, gen));
-    if (kind.kind !== 'pixels') images.dispose();
+    const p = E.tidy(() => kind.create(shape, settings, images, gen));
+    images.dispose();
     const n = p.decodedPerClass;
     const hard = E.tidy(() => E.arange(k).unsqueeze(1).expand(k, n).flatten().keep());
     const set = new SyntheticSet(p, hard, ipc, k);

@@ -99,8 +99,8 @@ function newHallucinator(
   return {
     encWeight: u([c, c, k, k]),
     encBias: u([c]),
-    scale: E.ones(mid),
-    shift: E.zeros(mid),
+    scale: E.ones(mid).keep(),
+    shift: E.zeros(mid).keep(),
     decWeight: u([c, c, k, k]),
     decBias: u([c]),
   };
@@ -129,7 +129,8 @@ export const haba = registerParameterization<Settings>({
   initImagesPerClass: (s, o) => habaBases(s, o),
   create(s, o, init, gen) {
     const hs = Array.from({ length: o.hallucinators }, () => leaves(newHallucinator(s, o, gen)));
-    return new HaBa(init.keep().requiresGrad_(), hs, o, s);
+    // `init` is borrowed (the caller disposes it): the bases are a copy.
+    return new HaBa(init.clone().keep().requiresGrad_(), hs, o, s);
   },
   restore(s, o, t) {
     const hs = Array.from({ length: o.hallucinators }, (_, j) =>

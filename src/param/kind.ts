@@ -46,7 +46,10 @@ export interface ParameterizationKind<S extends Record<string, unknown>> {
   validate(shape: ShapeInfo, settings: S): void;
   /** Full-resolution images per class the initialisation draws (real, noise or a coreset). */
   initImagesPerClass(shape: ShapeInfo, settings: S): number;
-  /** The learnable tensors, built from `init` (class-ordered, initImagesPerClass of each class). */
+  /**
+   * The learnable tensors, built from `init` (class-ordered, initImagesPerClass of each class; borrowed:
+   * the caller disposes it). Runs inside a tidy() scope: every tensor it returns must be kept.
+   */
   create(shape: ShapeInfo, settings: S, init: E.Tensor, gen: E.Generator): Parameterization;
   /** Rebuilds it from saved tensors (by NamedTensor.name), which it takes ownership of. */
   restore(shape: ShapeInfo, settings: S, tensors: Record<string, E.Tensor>): Parameterization;

@@ -31,6 +31,6 @@ export const pixels = registerParameterization({
   schema: z.object({}).strict(),
   validate() {},
   initImagesPerClass: (shape) => shape.ipc,
-  create: (shape, _s, init) => pixelParameterization(init.keep(), shape.ipc),
+  create: (shape, _s, init) => pixelParameterization(init.clone().keep(), shape.ipc),
   restore: (shape, _s, tensors) => pixelParameterization(tensors.images, shape.ipc),
 });

@@ -1,5 +1,8 @@
-// `distillery methods`: the survey's taxonomy with the methods implemented here.
+// `distillery methods`: the survey's taxonomy with the methods implemented here, and the
+// orthogonal axes: how the set is stored (parameterizations) and how its labels are made.
+import '../../distill/methods/index.js';
 import { METHODS } from '../../distill/registry.js';
+import { parameterizationKinds } from '../../param/index.js';
 import { createReporter } from '../output.js';
 
 // Family -> sub-families (a method's subFamily names one of them) and the methods each covers in the survey.
@@ -40,13 +43,29 @@ export function methodsCommand(o: { json?: boolean }): void {
     }
   }
   lines.push('', 'Methods marked * are implemented here; the others named are planned.');
+  const kinds = parameterizationKinds();
+  lines.push(
+    '',
+    'parameterizations (how the set is stored; --set parameterization.kind=<name>, any method that differentiates through decode())',
+  );
+  for (const k of kinds) lines.push(`  * ${k.kind}: ${k.summary}`);
+  lines.push(
+    '',
+    'labels (--set labels.init=hard|teacher|uniform, labels.learn=true for methods whose objective uses them)',
+  );
+  for (const m of METHODS)
+    lines.push(
+      `  ${m.name}: ${m.labelGradients ? 'learnable' : 'not learnable (labels do not enter the objective)'}`,
+    );
   out.result(lines.join('\n'), {
+    parameterizations: kinds.map((k) => ({ kind: k.kind, summary: k.summary })),
     methods: METHODS.map((m) => ({
       name: m.name,
       family: m.family,
       subFamily: m.subFamily,
       summary: m.summary,
       needs: m.needs,
+      learnableLabels: m.labelGradients ?? false,
     })),
   });
 }

@@ -135,7 +135,8 @@ function matchClasses({ ctx, config, net, state, matchOps }: Outer): number {
     total += E.tidy(() => {
       const real = dataset.gather(dataset.sampleIndices(batchReal, gen, [c]));
       const decoded = synthetic.decode();
-      let rows = E.arange(synthetic.decodedPerClass).add(c * synthetic.decodedPerClass);
+      const n = synthetic.decodedPerClass;
+      let rows = E.arange(c * n, (c + 1) * n);
       if (synthetic.decodedPerClass > config.batchSynMax)
         rows = rows.indexSelect(
           0,
