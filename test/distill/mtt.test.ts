@@ -27,9 +27,11 @@ import {
   type TrajectoryProblem,
 } from '../../src/distill/methods/mtt.js';
 import { RunDir } from '../../src/distill/rundir.js';
+import { supConLoss } from '../../src/distill/methods/haba.js';
 import { newSession, runIterations } from '../../src/distill/session.js';
 import { createNetwork, flattenParams, paramLayout } from '../../src/models/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { assertAllClose, referenceFixture } from '../helpers.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -169,8 +171,6 @@ function distill(
   top: Record<string, unknown> = {},
 ) {
   const config = resolveConfig({
-    ...top,
-    optimizers: { lr: { lr: 1e-3 }, ...(top.optimizers as object) },
     dataset: data,
     method,
     ipc: 2,
@@ -179,6 +179,8 @@ function distill(
     checkpointEvery: 2,
     evalRuns: 0,
     optimizer: { lr: 100 },
+    ...top,
+    optimizers: { lr: { lr: 1e-3 }, ...(top.optimizers as object) },
     methodConfig: {
       experts: expertsDir,
       synSteps: 3,
@@ -411,4 +413,50 @@ test('CLI: `experts` then `distill --method tesla --experts DIR`; a model the ex
   const wrong = cli([...common, '--model', 'ConvNetW16', '--out', join(tempDir('tesla-bad'), 'run')]);
   assert.notEqual(wrong.status, 0);
   assert.match(wrong.stderr, /their model is ConvNetW8, not ConvNetW16/);
+});
+
+test("HaBa's SupCon loss equals the reference's SupConLoss, value and gradient", () => {
+  const f = referenceFixture('haba');
+  const feats = f.get('supcon.features').clone().requiresGrad_();
+  const normed = feats.div(feats.norm(2, 2, true).clamp(1e-12));
+  const loss = supConLoss(normed, f.get('supcon.labels'));
+  assertAllClose(loss, f.get('supcon.loss'), 1e-5, 'SupCon loss');
+  assertAllClose(E.grad(loss, [feats])[0], f.get('supcon.grad'), 1e-4, 'SupCon gradient');
+});
+
+test('HaBa distills bases x hallucinators with its adversary; a stopped run resumes bit-identical', async () => {
+  const top = {
+    ipc: 3,
+    parameterization: { kind: 'haba', hallucinators: 2 },
+    optimizer: { lr: 10, momentum: 0.95 },
+  };
+  const extra = { adversaryModel: 'ConvNetW8', minLr: 0.005 };
+  const haba = (out: string, stopAt?: number) => distill('haba', out, stopAt, extra, top);
+  const full = join(tempDir('haba-full'), 'run');
+  await haba(full);
+  const part = join(tempDir('haba-part'), 'run');
+  assert.ok((await haba(part, 2)).interrupted);
+  await new Distiller(new RunDir(part).readRecord().config, new RunDir(part)).run({ resume: true });
+  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
+  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors')).tensors;
+  assert.ok(
+    Object.keys(a).some((k) => k.startsWith('method.adversary.momentum.')),
+    'the adversary trained',
+  );
+  assert.ok(
+    Object.keys(a).some((k) => k.startsWith('optimizer.decoder.')),
+    'the hallucinators trained',
+  );
+  for (const [key, t] of Object.entries(a))
+    assert.deepEqual(t.toNumbers(), b[key].toNumbers(), `${key} identical`);
+  assert.ok(a['set.lr'].item() >= 0.005 - 1e-9, 'the lr is clipped at minLr');
+  const art = loadArtifact(join(full, 'artifact'));
+  assert.equal(art.meta.parameterization.kind, 'haba');
+  assert.equal(art.meta.decodedPerClass, 2);
+  await assert.rejects(
+    distill('haba', join(tempDir('haba-pixels'), 'run'), undefined, extra, {
+      parameterization: { kind: 'pixels' },
+    }),
+    /haba trains the 'haba' parameterization/,
+  );
 });

@@ -63,8 +63,14 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
       throw new UsageError(`--augment: ${e instanceof Error ? e.message : String(e)}`);
     }
   });
+  const m = art.meta;
+  const stored =
+    m.parameterization.kind === 'pixels'
+      ? `${m.ipc} images per class`
+      : `${m.parameterization.kind} parameterization decoded to ${m.decodedPerClass} images per class (storage ${m.storage.imagesEquivalent.toFixed(2)} images-equivalent, budget ${m.storage.budgetImages})`;
+  const soft = m.labels === 'soft' ? ' (trained with soft cross-entropy)' : '';
   out.info(
-    `Evaluating ${artifactDir}: ${art.meta.method} on ${dataset.name}, ${art.meta.ipc} images per class, ${art.meta.labels} labels${art.lr ? `, learned lr ${art.lr.toPrecision(4)}` : ''}`,
+    `Evaluating ${artifactDir}: ${m.method} on ${dataset.name}, ${stored}, ${m.labels} labels${soft}${art.lr ? `, learned lr ${art.lr.toPrecision(4)}` : ''}`,
   );
   models.forEach((m, i) =>
     out.info(
@@ -92,7 +98,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   });
   bar.stop();
   const lines = [
-    `| model | ${art.meta.method} (ipc ${art.meta.ipc}) | random subsets (ipc ${art.meta.ipc}, one per network) | full data (${o.fullEpochs} epochs, 1 network) |`,
+    `| model | ${art.meta.method} (ipc ${art.meta.ipc}${art.meta.labels === 'soft' ? ', soft labels: soft cross-entropy' : ''}) | random subsets (ipc ${art.meta.ipc}, one per network) | full data (${o.fullEpochs} epochs, 1 network) |`,
     '|---|---|---|---|',
   ];
   for (const m of models) lines.push(`| ${m} | ${fmt(distilled[m])} | ${fmt(random[m])} | ${fmt(full[m])} |`);

@@ -3,3 +3,4 @@ export { dc, dsa } from './dc.js';
 export { idc, idcI } from './idc.js';
 export { mtt, tesla } from './mtt.js';
 export { dm } from './dm.js';
+export { haba } from './haba.js';

@@ -40,7 +40,8 @@ import { registerMethod } from '../registry.js';
 export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
 export type TrajectoryGradient = (typeof TRAJECTORY_GRADIENTS)[number];
 
-function makeSchema(method: 'mtt' | 'tesla') {
+/** The trajectory methods' settings (HaBa extends them). */
+export function trajectorySchema(method: 'mtt' | 'tesla') {
   // mtt: 'unrolled' (backpropagation through the student graph) or 'adjoint' (the same gradient in
   // constant memory); tesla: TESLA's own gradient.
   const gradients = (method === 'mtt' ? ['unrolled', 'adjoint'] : ['tesla']) as [
@@ -104,7 +105,7 @@ function migrate(raw: Record<string, unknown>): Record<string, unknown> {
   return { ...raw, methodConfig: rest, optimizers, labels };
 }
 
-export type TrajectoryConfig = z.infer<ReturnType<typeof makeSchema>>;
+export type TrajectoryConfig = z.infer<ReturnType<typeof trajectorySchema>>;
 
 /** One student step's randomness, recorded so a gradient can recompute the step exactly. */
 export interface StudentStep {
@@ -291,12 +292,14 @@ export function teslaGradients(p: TrajectoryProblem, wrt: E.Tensor[]): Trajector
   });
 }
 
-const GRADIENTS: Record<TrajectoryGradient, (p: TrajectoryProblem, wrt: E.Tensor[]) => TrajectoryGradients> =
-  {
-    unrolled: unrolledGradients,
-    adjoint: adjointGradients,
-    tesla: teslaGradients,
-  };
+export const GRADIENTS: Record<
+  TrajectoryGradient,
+  (p: TrajectoryProblem, wrt: E.Tensor[]) => TrajectoryGradients
+> = {
+  unrolled: unrolledGradients,
+  adjoint: adjointGradients,
+  tesla: teslaGradients,
+};
 
 interface IterationSample {
   expert: number;
@@ -397,14 +400,14 @@ export function teacherLabels(
   return E.tidy(() => E.nn.softmax(expertOutputs(net, target, layout, images), 1));
 }
 
-function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Method<TrajectoryConfig> {
+export function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Method<TrajectoryConfig> {
   return {
     name: o.name,
     family: 'parameter matching',
     subFamily: 'multi step: trajectory matching',
     summary: o.summary,
     needs: 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
-    schema: makeSchema(o.name) as z.ZodType<TrajectoryConfig>,
+    schema: trajectorySchema(o.name) as z.ZodType<TrajectoryConfig>,
     defaults: { init: 'real', iterations: 5000, optimizer: { kind: 'sgd', lr: 1000, momentum: 0.5 } },
     labelGradients: true,
     migrate,
@@ -456,7 +459,12 @@ function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Meth
  * One iteration's problem, drawn from ctx.gen as step() draws it: an expert and start epoch, the
  * teacher labels when configured (set on the synthetic set), the minibatches and their DSA draws.
  */
-export function iterationProblem(ctx: MethodContext, config: TrajectoryConfig): TrajectoryProblem {
+export function iterationProblem(
+  ctx: MethodContext,
+  config: TrajectoryConfig,
+  sample: (m: number, dsa: DSA | null, gen: E.Generator) => StudentStep[] = (m, dsa, gen) =>
+    sampleSteps(m, config, dsa, gen),
+): TrajectoryProblem {
   const { dataset, synthetic, gen, model } = ctx;
   const set = openExperts(config.experts, dataset, model);
   checkEpochs(set, config);
@@ -479,7 +487,7 @@ export function iterationProblem(ctx: MethodContext, config: TrajectoryConfig): 
     images,
     labels,
     lr: synthetic.lr,
-    steps: sampleSteps(images.size(0), config, dsa, gen),
+    steps: sample(images.size(0), dsa, gen),
     dsa,
   };
 }
