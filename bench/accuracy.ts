@@ -34,7 +34,7 @@ import {
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import { dc, dm, dsa, idc, idcI, mtt, tesla } from '../src/distill/methods/index.js';
+import { dc, dm, dsa, haba, idc, idcI, mtt, tesla } from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { ParameterizationError } from '../src/param/index.js';
@@ -96,7 +96,7 @@ interface Distiller {
 }
 const distillers: Distiller[] = columns.flatMap((c) => {
   const [name, param] = c.split('+');
-  const method = [dm, dc, dsa, idc, idcI, mtt, tesla].find((m) => m.name === name);
+  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba].find((m) => m.name === name);
   return method ? [{ column: c, method, parameterization: param }] : [];
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
@@ -104,9 +104,12 @@ const withInit = columns.includes('init');
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((d) => d.column)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
-if (distillers.some((d) => d.method === mtt || d.method === tesla) && !expertsDir)
+if (distillers.some((d) => isTrajectoryMatching(d.method)) && !expertsDir)
   throw new Error('mtt/tesla need --experts <dir> (made by `distillery experts`)');
 const needsFeature = coresets.some((m) => m !== 'random');
+function isTrajectoryMatching(m: AnyMethod): boolean {
+  return m === mtt || m === tesla || m === haba;
+}
 
 const t0 = performance.now();
 const dataset = loadDataset(datasetName);
@@ -135,7 +138,6 @@ if (needsFeature) {
   log(`selection network test accuracy: ${(100 * selectionAccuracy).toFixed(2)}`);
 }
 
-const isTrajectoryMatching = (m: AnyMethod) => m === mtt || m === tesla;
 
 /**
  * The method's resolved run config, layered as `distillery distill` layers it: its defaults, the
