@@ -39,53 +39,79 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
 }
 
-function images(runDir: string): number[] {
-  return E.loadSafetensors(join(runDir, 'artifact', 'synthetic.safetensors')).tensors.images.toNumbers();
+/** Every tensor of the run's artifact (decoded images, labels, stored parameterization tensors). */
+function artifactTensors(runDir: string): Record<string, number[]> {
+  const { tensors } = E.loadSafetensors(join(runDir, 'artifact', 'synthetic.safetensors'));
+  return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.toNumbers()]));
 }
 
-test('a run killed (SIGKILL) between checkpoints resumes to a bit-identical synthetic set', async () => {
-  const args = [
-    ...BASE,
-    '--iterations',
-    '40',
-    '--checkpoint-every',
-    '10',
-    '--set',
-    'methodConfig.batchReal=40',
-  ];
-  const full = join(tempDir('resume'), 'full');
-  const r = cli([...args, '--out', full]);
-  assert.equal(r.status, 0, r.stderr);
+const KILL_VARIANTS: [string, string[]][] = [
+  ['DM on pixels', []],
+  [
+    'DC on LinBa with learned labels',
+    [
+      '--method',
+      'dc',
+      '--set',
+      'parameterization={"kind":"linba","bases":4,"downsample":2}',
+      '--set',
+      'labels.learn=true',
+      '--set',
+      'methodConfig.outerLoop=1',
+      '--model',
+      'ConvNetW8',
+      '--set',
+      'methodConfig.batchReal=10',
+    ],
+  ],
+];
 
-  const killed = join(tempDir('resume'), 'killed');
-  const child = spawn(process.execPath, [MAIN, ...args, '--out', killed], { stdio: 'ignore' });
-  const metrics = join(killed, 'metrics.jsonl');
-  let lines = 0;
-  while (lines < 15) {
-    await new Promise((res) => setTimeout(res, 5));
-    lines = existsSync(metrics) ? readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length : 0;
-    assert.equal(
-      child.exitCode,
-      null,
-      'the run finished before it could be killed; make the test configuration slower',
+for (const [what, extra] of KILL_VARIANTS) {
+  test(`a run killed (SIGKILL) between checkpoints resumes to a bit-identical synthetic set (${what})`, async () => {
+    const args = [
+      ...BASE,
+      '--iterations',
+      '40',
+      '--checkpoint-every',
+      '10',
+      '--set',
+      'methodConfig.batchReal=40',
+      ...extra,
+    ];
+    const full = join(tempDir('resume'), 'full');
+    const r = cli([...args, '--out', full]);
+    assert.equal(r.status, 0, r.stderr);
+
+    const killed = join(tempDir('resume'), 'killed');
+    const child = spawn(process.execPath, [MAIN, ...args, '--out', killed], { stdio: 'ignore' });
+    const metrics = join(killed, 'metrics.jsonl');
+    let lines = 0;
+    while (lines < 15) {
+      await new Promise((res) => setTimeout(res, 5));
+      lines = existsSync(metrics) ? readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length : 0;
+      assert.equal(
+        child.exitCode,
+        null,
+        'the run finished before it could be killed; make the test configuration slower',
+      );
+    }
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    assert.ok(!existsSync(join(killed, 'artifact')), 'killed before the end');
+    const resumed = cli(['distill', '--resume', killed, '--json']);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.deepEqual(artifactTensors(killed), artifactTensors(full));
+    const iterations = readFileSync(metrics, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).iteration);
+    assert.deepEqual(
+      iterations,
+      Array.from({ length: 40 }, (_, i) => i + 1),
+      'metrics hold each iteration exactly once',
     );
-  }
-  child.kill('SIGKILL');
-  await new Promise((res) => child.once('exit', res));
-  assert.ok(!existsSync(join(killed, 'artifact')), 'killed before the end');
-  const resumed = cli(['distill', '--resume', killed, '--json']);
-  assert.equal(resumed.status, 0, resumed.stderr);
-  assert.deepEqual(images(killed), images(full));
-  const iterations = readFileSync(metrics, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l).iteration);
-  assert.deepEqual(
-    iterations,
-    Array.from({ length: 40 }, (_, i) => i + 1),
-    'metrics hold each iteration exactly once',
-  );
-});
+  });
+}
 
 test('DM lowers its matching loss and moves the images', () => {
   const ds = loadDataset(data);

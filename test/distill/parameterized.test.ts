@@ -10,6 +10,8 @@ import { loadArtifact } from '../../src/artifact/artifact.js';
 import { resolveConfig } from '../../src/distill/config.js';
 import { Distiller } from '../../src/distill/distiller.js';
 import { RunDir } from '../../src/distill/rundir.js';
+import { SyntheticSet } from '../../src/distill/synthetic.js';
+import { loadDataset } from '../../src/data/registry.js';
 import { distill } from '../../src/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
@@ -101,5 +103,38 @@ test('distill() runs a configuration and returns the result with the loaded arti
       { runDir: join(tempDir('api'), 'bad') },
     ),
     /idc factor 3 does not divide the image size 16x16/,
+  );
+});
+
+test('label initialisation: uniform probabilities, or a teacher trained on the real data (its softmax); learned from hard as logits', () => {
+  const ds = loadDataset(data);
+  const uniform = SyntheticSet.create(ds, 2, 'real', new E.Generator(1), {
+    labels: { init: 'uniform', learn: false },
+  });
+  assert.equal(uniform.labelForm, 'soft');
+  assert.ok(
+    uniform.labels
+      .sub(1 / 3)
+      .abs()
+      .max()
+      .item() < 1e-7,
+    'every row 1/classes',
+  );
+  const teacher = SyntheticSet.create(ds, 2, 'real', new E.Generator(1), {
+    labels: { init: 'teacher', learn: true },
+  });
+  assert.equal(teacher.labelForm, 'logits');
+  assert.deepEqual(teacher.groups.labels, [teacher.labels], 'the logits are the labels group');
+  // The teacher (DeepCore's selection network, trained on the real squares) knows their classes.
+  const probs = teacher.decode().labels;
+  assert.deepEqual(probs.argmax(1).toNumbers(), [0, 0, 1, 1, 2, 2]);
+  assert.ok(probs.sum(1).sub(1).abs().max().item() < 1e-5);
+  const hard = SyntheticSet.create(ds, 2, 'real', new E.Generator(1), {
+    labels: { init: 'hard', learn: true },
+  });
+  const p = hard.decode().labels;
+  assert.ok(
+    Math.abs(p.max().item() - 0.9) < 1e-5,
+    'hard labels become logits whose softmax puts 0.9 on the class',
   );
 });
