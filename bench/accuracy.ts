@@ -138,7 +138,6 @@ if (needsFeature) {
   log(`selection network test accuracy: ${(100 * selectionAccuracy).toFixed(2)}`);
 }
 
-
 /**
  * The method's resolved run config, layered as `distillery distill` layers it: its defaults, the
  * `quick` preset (MTT/TESLA/IDC), this benchmark's settings, --set.
