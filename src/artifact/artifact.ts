@@ -19,11 +19,12 @@ import { writeFileAtomic } from '../engine/files.js';
 import { versions } from '../util/version.js';
 import {
   resolveParameterization,
+  restoreParameterization,
   storedFloats,
   type Parameterization,
   type ParameterizationConfig,
 } from '../param/index.js';
-import { gridPng } from './grid.js';
+import { GRID_COLUMNS, gridImages, gridPng } from './grid.js';
 
 export const ARTIFACT_FORMAT = 'distillery-synthetic';
 /** 2: parameterizations (param.* tensors, decodedPerClass, storage); version 1 artifacts still load. */
@@ -172,7 +173,11 @@ export function saveArtifact(
     });
     writeFileAtomic(
       join(dir, 'grid.png'),
-      gridPng(dataset.preprocessing.invert(images.detach()), k, decodedPerClass),
+      gridPng(
+        dataset.preprocessing.invert(gridImages(images.detach(), k, decodedPerClass)),
+        k,
+        Math.min(decodedPerClass, GRID_COLUMNS),
+      ),
     );
   });
   writeFileAtomic(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
@@ -195,10 +200,13 @@ function checkDecodes(
   let decoded: E.Tensor;
   try {
     const { kind, settings } = resolveParameterization(meta.parameterization, shape);
-    const own: Record<string, E.Tensor> = {};
-    for (const [name, t] of Object.entries(tensors))
-      if (name.startsWith('param.')) own[name.slice(6)] = t.clone();
-    decoded = E.noGrad(() => kind.restore(shape, settings, own).decode().detach());
+    // The restored parameterization and its copies are freed with the scope; only the decode is kept.
+    decoded = E.tidy(() => {
+      const own: Record<string, E.Tensor> = {};
+      for (const [name, t] of Object.entries(tensors))
+        if (name.startsWith('param.')) own[name.slice(6)] = t.clone();
+      return E.noGrad(() => restoreParameterization(kind, shape, settings, own).decode().detach());
+    });
   } catch (e) {
     fail(
       dir,

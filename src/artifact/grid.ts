@@ -2,6 +2,18 @@
 import { PNG } from 'pngjs';
 import * as E from '../engine/index.js';
 
+/** At most this many images of each class go into a grid (factorised sets decode to hundreds). */
+export const GRID_COLUMNS = 20;
+
+/** The first GRID_COLUMNS images of each class of class-ordered images, `perClass` each. */
+export function gridImages(images: E.Tensor, classes: number, perClass: number): E.Tensor {
+  if (perClass <= GRID_COLUMNS) return images;
+  return E.cat(
+    Array.from({ length: classes }, (_, c) => images.narrow(0, c * perClass, GRID_COLUMNS)),
+    0,
+  );
+}
+
 /**
  * Encodes raw images [N, C, H, W] in [0, 1] (clamped), laid out as `rows` rows of
  * `cols` tiles with a 2-pixel gap, as a PNG.

@@ -89,7 +89,14 @@ function issues(e: z.ZodError): string {
   return e.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
 }
 
-/** `over` merged into `base`, objects key by key (neither is modified). */
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * `over` merged into `base`, objects key by key (neither is modified). An object that names a
+ * different `kind` replaces the one beneath instead (a parameterization or optimizer of another
+ * kind shares none of its settings).
+ */
 export function deepMerge(
   base: Record<string, unknown>,
   over: Record<string, unknown>,
@@ -97,10 +104,8 @@ export function deepMerge(
   const out = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object'
-        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
+    const otherKind = isObject(v) && isObject(b) && 'kind' in v && 'kind' in b && v.kind !== b.kind;
+    out[k] = isObject(v) && isObject(b) && !otherKind ? deepMerge(b, v) : v;
   }
   return out;
 }

@@ -120,8 +120,14 @@ export class Distiller {
     // Fail early on an unknown or unfit model spec.
     for (const spec of [cfg.model, cfg.evalModel ?? cfg.model])
       createNetwork(spec, dataset.imageShape, dataset.numClasses);
-    if (o.resume) this.checkResumable(dataset);
-    else
+    if (!o.resume) {
+      if (!['noise', 'real', 'random'].includes(cfg.init) || cfg.labels.init === 'teacher')
+        this.hooks.onMessage?.(
+          `Init '${cfg.init}'${cfg.labels.init === 'teacher' ? ' with teacher labels' : ''} uses a ConvNet trained as DeepCore trains it (40 epochs on the full training set; cached after the first run)`,
+        );
+      // Built before the run directory, so a setting that does not fit (a parameterization over the
+      // budget, a method's own check) leaves nothing behind to resume.
+      const session = newSession(dataset, cfg);
       this.runDir.create({
         config: cfg,
         versions: versions(),
@@ -129,7 +135,10 @@ export class Distiller {
         threads: E.getNumThreads(),
         createdAt: new Date().toISOString(),
       });
-    const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
+      return { session, start: 0 };
+    }
+    this.checkResumable(dataset);
+    const checkpoint = this.runDir.loadCheckpoint();
     if (checkpoint) {
       this.runDir.truncateMetrics(checkpoint.iteration);
       this.hooks.onMessage?.(
@@ -140,11 +149,8 @@ export class Distiller {
         start: checkpoint.iteration,
       };
     }
-    if (o.resume) this.runDir.truncateMetrics(0);
-    if (!['noise', 'real', 'random'].includes(cfg.init) || cfg.labels.init === 'teacher')
-      this.hooks.onMessage?.(
-        `Init '${cfg.init}'${cfg.labels.init === 'teacher' ? ' with teacher labels' : ''} uses a ConvNet trained as DeepCore trains it (40 epochs on the full training set; cached after the first run)`,
-      );
+    // Resumed before the first checkpoint: start over in the same directory.
+    this.runDir.truncateMetrics(0);
     return { session: newSession(dataset, cfg), start: 0 };
   }
 

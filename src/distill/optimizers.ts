@@ -82,7 +82,10 @@ export class GroupOptimizer {
   loadStateDict(state: GroupOptimizerState): void {
     for (const [g, opt] of this.optimizers) {
       const meta = state.meta[g];
-      if (!meta) continue;
+      if (!meta)
+        throw new Error(
+          `the saved state has no '${g}' optimizer group (it has: ${Object.keys(state.meta).join(', ') || 'none'}); a resumed run would not continue where it stopped`,
+        );
       const buffers: Record<string, E.Tensor> = {};
       const prefix = `optimizer.${g}.`;
       for (const [k, t] of Object.entries(state.tensors))

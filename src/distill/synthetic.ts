@@ -10,6 +10,7 @@ import { disposeFeatureNet, selectCoreset, selectionNetwork, type CoresetMethod 
 import {
   parameterizationConfigSchema,
   resolveParameterization,
+  restoreParameterization,
   storedFloats,
   type Parameterization,
   type ParameterizationConfig,
@@ -199,7 +200,7 @@ export class SyntheticSet {
     const own: Record<string, E.Tensor> = {};
     for (const [k, t] of Object.entries(tensors))
       if (k.startsWith(`${prefix}param.`)) own[k.slice(prefix.length + 'param.'.length)] = t;
-    const p = kind.restore(shape, settings, own);
+    const p = restoreParameterization(kind, shape, settings, own);
     const logits = tensors[`${prefix}labelLogits`];
     const labels = logits ?? tensors[`${prefix}labels`];
     if (!labels) throw new Error(`no ${prefix}labels or ${prefix}labelLogits among the saved tensors`);
@@ -251,7 +252,7 @@ export class SyntheticSet {
     }
     const logits =
       config.init === 'uniform'
-        ? E.zeros([this.labels.size(0), k])
+        ? E.zeros([this.labels.size(0), k]).keep()
         : E.tidy(() => {
             const teacher = selectionNetwork(dataset, 0);
             try {
@@ -274,6 +275,8 @@ export class SyntheticSet {
 
 /** `per` images of each class (class-ordered): Gaussian noise, random real images or a coreset. */
 function initialImages(dataset: Dataset, per: number, init: InitKind, gen: E.Generator): E.Tensor {
+  // A parameterization that takes no images (LinBa starts from random bases) needs no selection.
+  if (per === 0) return E.zeros([0, ...dataset.imageShape]);
   if (init === 'noise') return E.randn([dataset.numClasses * per, ...dataset.imageShape], { generator: gen });
   // Coreset inits select with the (cached) DeepCore selection network of seed 0, not from the run's stream.
   const feature = init === 'real' || init === 'random' ? undefined : selectionNetwork(dataset, 0);

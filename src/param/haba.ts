@@ -127,6 +127,10 @@ export const haba = registerParameterization<Settings>({
       );
   },
   initImagesPerClass: (s, o) => habaBases(s, o),
+  tensorNames: (_s, o) => [
+    'bases',
+    ...Array.from({ length: o.hallucinators }, (_, j) => PARTS.map((p) => `h${j}.${p}`)).flat(),
+  ],
   create(s, o, init, gen) {
     const hs = Array.from({ length: o.hallucinators }, () => leaves(newHallucinator(s, o, gen)));
     // `init` is borrowed (the caller disposes it): the bases are a copy.

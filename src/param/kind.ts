@@ -51,6 +51,8 @@ export interface ParameterizationKind<S extends Record<string, unknown>> {
    * the caller disposes it). Runs inside a tidy() scope: every tensor it returns must be kept.
    */
   create(shape: ShapeInfo, settings: S, init: E.Tensor, gen: E.Generator): Parameterization;
+  /** The names of the tensors it stores (NamedTensor.name), for these settings. */
+  tensorNames(shape: ShapeInfo, settings: S): string[];
   /** Rebuilds it from saved tensors (by NamedTensor.name), which it takes ownership of. */
   restore(shape: ShapeInfo, settings: S, tensors: Record<string, E.Tensor>): Parameterization;
 }
@@ -110,6 +112,21 @@ export function resolveParameterization(
   const settings = parsed.data as Record<string, unknown>;
   if (shape) kind.validate(shape, settings);
   return { kind, settings };
+}
+
+/** kind.restore after checking that every tensor it needs is there (a clear error naming the missing ones). */
+export function restoreParameterization(
+  kind: AnyKind,
+  shape: ShapeInfo,
+  settings: Record<string, unknown>,
+  tensors: Record<string, E.Tensor>,
+): Parameterization {
+  const missing = kind.tensorNames(shape, settings).filter((n) => !(n in tensors));
+  if (missing.length)
+    throw new ParameterizationError(
+      `the saved ${kind.kind} tensors lack ${missing.join(', ')} (present: ${Object.keys(tensors).join(', ') || 'none'})`,
+    );
+  return kind.restore(shape, settings, tensors);
 }
 
 /** Stored floats of a parameterization's tensors. */

@@ -81,6 +81,7 @@ export const linba = registerParameterization<Settings>({
       );
   },
   initImagesPerClass: () => 0,
+  tensorNames: () => ['coefficients', 'bases'],
   create(s, o, _init, gen) {
     const rows = s.classes * linbaPerClass(s, o);
     const d = imageFloats(s) / (o.downsample * o.downsample);

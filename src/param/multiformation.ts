@@ -88,6 +88,7 @@ export const multiFormation = registerParameterization<Settings>({
       );
   },
   initImagesPerClass: ({ ipc }, { factor }) => ipc * factor * factor,
+  tensorNames: () => ['stored'],
   create(shape, settings, init) {
     const per = shape.ipc * settings.factor ** 2;
     const stored = E.tidy(() => {

@@ -31,6 +31,7 @@ export const pixels = registerParameterization({
   schema: z.object({}).strict(),
   validate() {},
   initImagesPerClass: (shape) => shape.ipc,
+  tensorNames: () => ['images'],
   create: (shape, _s, init) => pixelParameterization(init.clone().keep(), shape.ipc),
   restore: (shape, _s, tensors) => pixelParameterization(tensors.images, shape.ipc),
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
@@ -459,4 +459,40 @@ test('HaBa distills bases x hallucinators with its adversary; a stopped run resu
     }),
     /haba trains the 'haba' parameterization/,
   );
+});
+
+test('a run recorded and checkpointed before the group optimizers (old keys, lrLr in methodConfig) resumes to the same end', async () => {
+  const full = join(tempDir('legacy-full'), 'run');
+  await distill('mtt', full);
+  const part = join(tempDir('legacy-part'), 'run');
+  assert.ok((await distill('mtt', part, 2)).interrupted);
+  // Rewrite the run as the previous version wrote it.
+  const dir = new RunDir(part);
+  const record = dir.readRecord();
+  const old = { ...(record.config as unknown as Record<string, unknown>) };
+  const methodConfig = { ...(old.methodConfig as Record<string, unknown>), lrLr: 1e-3 };
+  delete old.optimizers;
+  delete old.labels;
+  delete old.parameterization;
+  writeFileSync(dir.runJson, JSON.stringify({ ...record, config: { ...old, methodConfig } }));
+  const { tensors, metadata } = E.loadSafetensors(dir.checkpoint);
+  const renamed: Record<string, string> = {
+    'set.param.images': 'images',
+    'set.labels': 'labels',
+    'set.lr': 'lr',
+    'optimizer.images.momentum.0': 'optimizer.momentum.0',
+    'optimizer.lr.momentum.0': 'method.lrMomentum',
+  };
+  const legacy = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [renamed[k] ?? k, t]));
+  const images = (JSON.parse(metadata.optimizer) as Record<string, unknown>).images;
+  E.saveSafetensors(dir.checkpoint, legacy, {
+    iteration: metadata.iteration,
+    optimizer: JSON.stringify(images),
+  });
+  const config = resolveConfig(dir.readRecord().config as unknown as Record<string, unknown>);
+  await new Distiller(config, dir).run({ resume: true });
+  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors')).tensors;
+  const b = E.loadSafetensors(dir.checkpoint).tensors;
+  for (const key of ['set.param.images', 'set.lr', 'optimizer.images.momentum.0', 'optimizer.lr.momentum.0'])
+    assert.deepEqual(a[key].toNumbers(), b[key].toNumbers(), `${key} identical`);
 });

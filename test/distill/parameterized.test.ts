@@ -4,6 +4,7 @@
 // programmatic entry point) returns the loaded artifact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { loadArtifact } from '../../src/artifact/artifact.js';
@@ -97,13 +98,22 @@ test('distill() runs a configuration and returns the result with the loaded arti
   assert.deepEqual(r.artifact.images.shape, [6, 1, 16, 16]);
   assert.equal(r.artifact.meta.parameterization.kind, 'pixels');
   assert.equal(r.config.iterations, 2);
+  const bad = join(tempDir('api'), 'bad');
   await assert.rejects(
     distill(
       { dataset: data, method: 'dm', ipc: 2, parameterization: { kind: 'idc', factor: 3 } },
-      { runDir: join(tempDir('api'), 'bad') },
+      { runDir: bad },
     ),
     /idc factor 3 does not divide the image size 16x16/,
   );
+  assert.ok(!existsSync(join(bad, 'run.json')), 'a configuration that does not fit leaves no run behind');
+  // A method's default parameterization gives way wholesale to another kind (no settings carried over).
+  assert.deepEqual(resolveConfig({ method: 'idc', parameterization: { kind: 'linba' } }).parameterization, {
+    kind: 'linba',
+    bases: 16,
+    downsample: 2,
+  });
+  assert.deepEqual(resolveConfig({ method: 'idc' }).parameterization, { kind: 'idc', factor: 2 });
 });
 
 test('label initialisation: uniform probabilities, or a teacher trained on the real data (its softmax); learned from hard as logits', () => {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadArtifact } from '../../artifact/artifact.js';
-import { gridPng } from '../../artifact/grid.js';
+import { GRID_COLUMNS, gridImages, gridPng } from '../../artifact/grid.js';
 import { writeFileAtomic } from '../../engine/files.js';
 
 export function showCommand(dir: string, o: { open?: boolean }): void {
@@ -12,7 +12,13 @@ export function showCommand(dir: string, o: { open?: boolean }): void {
     const art = loadArtifact(dir);
     writeFileAtomic(
       path,
-      gridPng(art.preprocessing.invert(art.images), art.meta.dataset.classes.length, art.meta.ipc),
+      gridPng(
+        art.preprocessing.invert(
+          gridImages(art.images, art.meta.dataset.classes.length, art.meta.decodedPerClass),
+        ),
+        art.meta.dataset.classes.length,
+        Math.min(art.meta.decodedPerClass, GRID_COLUMNS),
+      ),
     );
   }
   console.log(path);

@@ -178,9 +178,21 @@ export const haba: Method<HaBaConfig> = registerMethod({
   labelGradients: true,
 
   init(ctx: MethodContext, config: HaBaConfig): void {
-    layoutOf(ctx);
+    const l = layoutOf(ctx);
+    if (l.hallucinators < 2)
+      throw new Error(
+        `haba contrasts two hallucinations of each base, so it needs at least 2 hallucinators (parameterization.hallucinators is ${l.hallucinators})`,
+      );
+    if (config.batchSyn !== undefined)
+      throw new Error(
+        'haba puts every base through one hallucinator in each student step (the reference default batch_syn); methodConfig.batchSyn is not supported',
+      );
     trajectory.init?.(ctx, config as TrajectoryConfig);
     const net = createNetwork(config.adversaryModel, ctx.dataset.imageShape, ctx.dataset.numClasses);
+    if (net.hasBatchNorm)
+      throw new Error(
+        `haba: the adversary model '${config.adversaryModel}' has batch norm; use an instance-norm model such as ConvNet (the reference's Extractor)`,
+      );
     const state = net.init(ctx.gen);
     for (const [name, t] of state.params) ctx.state.set(`adversary.${name}`, t);
     for (const t of state.buffers.values()) t.dispose();
@@ -192,7 +204,9 @@ export const haba: Method<HaBaConfig> = registerMethod({
     if (!synthetic.lr)
       throw new Error('haba: the synthetic set has no learnable learning rate (init was not run)');
     const net = createNetwork(config.adversaryModel, dataset.imageShape, dataset.numClasses);
-    const names = [...net.init(new E.Generator(0)).params.keys()];
+    const names = [...ctx.state.keys()]
+      .filter((k) => k.startsWith('adversary.') && !k.startsWith('adversary.momentum.'))
+      .map((k) => k.slice('adversary.'.length));
     const dsa = config.dsa
       ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
       : null;

@@ -63,9 +63,12 @@ function defaultMixup(ctx: MethodContext): boolean {
   return !(DIGITS.includes(ctx.dataset.name) && multiFormed(ctx));
 }
 
-/** One DSA per op of `strategy`, applied in order (IDC's DiffAugment applies every listed op). */
-function opSequence(strategy: string): DSA[] {
-  return strategy.split('_').map((g) => new DSA({ strategy: g }));
+/** One DSA per op of `strategy`, applied in order (IDC's DiffAugment applies every listed op); '' or 'none': none. */
+function opSequence(strategy: string, without: string[] = []): DSA[] {
+  return strategy
+    .split('_')
+    .filter((g) => g && g !== 'none' && !without.includes(g))
+    .map((g) => new DSA({ strategy: g }));
 }
 
 /** sum over layers of d(gs, gr): l1 / mse raw sums, or cos per output channel (1 - cos, eps 1e-6). */
@@ -166,9 +169,16 @@ function matchClasses({ ctx, config, net, state, matchOps }: Outer): number {
 function trainOnReal(o: Outer, opt: E.SGD, trainOps: DSA[], mix: boolean): void {
   const { dataset, gen } = o.ctx;
   const params = [...o.state.params.values()];
-  for (let seen = 0; seen < o.config.nData; seen += o.config.batchTrain) {
+  const n = dataset.train.labels.size(0);
+  const order = E.tidy(() =>
+    E.randperm(n, { generator: gen })
+      .narrow(0, 0, Math.min(n, Math.ceil(o.config.nData / o.config.batchTrain) * o.config.batchTrain))
+      .keep(),
+  );
+  for (let seen = 0; seen < o.config.nData && seen < order.size(0); seen += o.config.batchTrain) {
     E.tidy(() => {
-      const idx = E.randint(0, dataset.train.labels.size(0), [o.config.batchTrain], { generator: gen });
+      // A shuffled draw without replacement within the update, as the reference's loader.
+      const idx = order.narrow(0, seen, Math.min(o.config.batchTrain, order.size(0) - seen));
       let x = dataset.train.images.indexSelect(0, idx);
       const y = dataset.train.labels.indexSelect(0, idx);
       x = E.noGrad(() => trainOps.reduce((acc, op) => op.augmentBatch(acc, gen), x));
@@ -185,18 +195,21 @@ function trainOnReal(o: Outer, opt: E.SGD, trainOps: DSA[], mix: boolean): void 
       opt.step(E.grad(loss, params));
     });
   }
+  order.dispose();
 }
 
 /** Clamps the stored images (the 'images' group) to the pixel range [0, 1] in model-input space. */
 function clampToPixels(ctx: MethodContext): void {
   const range = pixelRange(ctx.dataset);
   if (!range) return;
-  E.noGrad(() => {
-    for (const t of ctx.synthetic.groups.images) {
-      if (t.ndim !== 4) continue;
-      E.tidy(() => t.copy_(E.maximum(E.minimum(t, range.hi), range.lo)));
-    }
-  });
+  E.noGrad(() =>
+    E.tidy(() => {
+      for (const t of ctx.synthetic.groups.images)
+        if (t.ndim === 4) t.copy_(E.maximum(E.minimum(t, range.hi), range.lo));
+    }),
+  );
+  range.lo.dispose();
+  range.hi.dispose();
 }
 
 /** Per-channel [lo, hi] of pixel values 0 and 1 after the dataset's mean/std normalisation; null for ZCA. */
@@ -251,7 +264,7 @@ function idcMethod(o: {
       const strategy = config.augment ?? defaultAugment(ctx);
       const outer: Outer = { ctx, config, net, state, matchOps: opSequence(strategy) };
       // The network's augmentation: the matching's ops, without cutout when CutMix is on.
-      const trainOps = opSequence(mix ? strategy.replace(/_?cutout/, '') || 'color' : strategy);
+      const trainOps = opSequence(strategy, mix ? ['cutout'] : []);
       let total = 0;
       try {
         for (let i = 0; i < config.innerLoop; i++) {
