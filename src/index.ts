@@ -5,7 +5,7 @@ export { layeredConfig, resolveConfig, type DistillConfig, type PresetName } fro
 export { Distiller, type DistillHooks, type DistillResult } from './distill/distiller.js';
 export { METHODS, getMethod, registerMethod } from './distill/registry.js';
 export type { Method, MethodContext, StepResult, Family } from './distill/method.js';
-export { SyntheticSet, type LabelForm, type StorageBudget } from './distill/synthetic.js';
+export { SyntheticSet, type LabelForm } from './distill/synthetic.js';
 export { newSession, restoreSession, runIterations, sessionState, type Session } from './distill/session.js';
 export {
   registerParameterization,

@@ -20,8 +20,10 @@ import { versions } from '../util/version.js';
 import {
   resolveParameterization,
   restoreParameterization,
+  storageInfo,
   storedFloats,
   type Parameterization,
+  type StorageInfo,
   type ParameterizationConfig,
 } from '../param/index.js';
 import { GRID_COLUMNS, gridImages, gridPng } from './grid.js';
@@ -29,15 +31,6 @@ import { GRID_COLUMNS, gridImages, gridPng } from './grid.js';
 export const ARTIFACT_FORMAT = 'distillery-synthetic';
 /** 2: parameterizations (param.* tensors, decodedPerClass, storage); version 1 artifacts still load. */
 export const ARTIFACT_VERSION = 2;
-
-export interface StorageInfo {
-  floats: number;
-  bytes: number;
-  /** floats / (C * H * W): the storage in images of the dataset's size. */
-  imagesEquivalent: number;
-  /** The budget it is measured against: classes x ipc images. */
-  budgetImages: number;
-}
 
 export interface ArtifactMeta {
   format: typeof ARTIFACT_FORMAT;
@@ -96,18 +89,15 @@ export interface SaveOptions {
 
 function storageOf(
   o: SaveOptions,
+  dataset: Dataset,
   images: E.Tensor,
   labels: E.Tensor,
-  classes: number,
   ipc: number,
 ): StorageInfo {
-  const imageFloats = images.numel / images.size(0);
   const labelFloats = labels.dtype === 'int64' ? 0 : labels.numel;
-  const floats =
-    (o.parameterization ? storedFloats(o.parameterization) : images.numel) +
-    labelFloats +
-    (o.lr != null ? 1 : 0);
-  return { floats, bytes: 4 * floats, imagesEquivalent: floats / imageFloats, budgetImages: classes * ipc };
+  const stored = o.parameterization ? storedFloats(o.parameterization) : images.numel;
+  const shape = { imageShape: dataset.imageShape, classes: dataset.numClasses, ipc };
+  return storageInfo(stored + labelFloats + (o.lr != null ? 1 : 0), shape);
 }
 
 /** Writes an artifact for `images`/`labels` (classes in order, ipc each) distilled from `dataset`. */
@@ -144,7 +134,7 @@ export function saveArtifact(
     ipc,
     decodedPerClass,
     parameterization: p ? { kind: p.kind, ...p.settings } : { kind: 'pixels' },
-    storage: storageOf(o, images, labels, k, ipc),
+    storage: storageOf(o, dataset, images, labels, ipc),
     labels: labels.dtype === 'int64' ? 'hard' : 'soft',
     learnedLabels: o.labelLogits !== undefined,
     learnedLr: o.lr ?? null,

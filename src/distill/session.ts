@@ -39,51 +39,42 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-function context(s: Omit<Session, 'ctx' | 'optimizer'>, state: Map<string, E.Tensor>): MethodContext {
-  let session: Session | null = null;
-  const ctx: MethodContext = {
-    dataset: s.dataset,
-    synthetic: s.synthetic,
-    gen: s.gen,
-    model: s.config.model,
-    state,
-    iteration: 0,
-    update(grads, loss) {
-      if (!session) throw new Error('update() before the session was built (in method.init)');
-      const opt = session.optimizer;
-      if (!Number.isFinite(loss)) {
-        for (const g of grads) g?.dispose();
-        throw new NonFiniteLossError(loss, (ctx.iteration ?? 0) + 1, s.method.name);
-      }
-      if (grads.length !== opt.params.length) {
-        for (const g of grads) g?.dispose();
-        throw new Error(
-          `${s.method.name} passed ${grads.length} gradient(s) for the synthetic set's ${opt.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
-        );
-      }
-      opt.step(grads);
-      for (const g of grads) g?.dispose();
-    },
-  };
-  return Object.assign(ctx, {
-    bind(x: Session) {
-      session = x;
-    },
-  });
-}
-
+/** The method's context; update() steps the group optimizer, which exists once method.init has run. */
 function assemble(
   base: Omit<Session, 'ctx' | 'optimizer'>,
   state: Map<string, E.Tensor>,
   init: boolean,
 ): Session {
-  const ctx = context(base, state) as MethodContext & { bind(s: Session): void };
+  let optimizer: GroupOptimizer | null = null;
+  const ctx: MethodContext = {
+    dataset: base.dataset,
+    synthetic: base.synthetic,
+    gen: base.gen,
+    model: base.config.model,
+    state,
+    iteration: 0,
+    update(grads, loss) {
+      const fail = (e: Error): never => {
+        for (const g of grads) g?.dispose();
+        throw e;
+      };
+      if (!optimizer) return fail(new Error('update() before the session was built (in method.init)'));
+      if (!Number.isFinite(loss))
+        fail(new NonFiniteLossError(loss, (ctx.iteration ?? 0) + 1, base.method.name));
+      if (grads.length !== optimizer.params.length)
+        fail(
+          new Error(
+            `${base.method.name} passed ${grads.length} gradient(s) for the synthetic set's ${optimizer.params.length} learnable tensor(s) (one per synthetic.learnable, in order)`,
+          ),
+        );
+      optimizer.step(grads);
+      for (const g of grads) g?.dispose();
+    },
+  };
   if (init) base.method.init?.(ctx, base.config.methodConfig);
   // Built after method.init, which may add learnable tensors (a learned lr, label logits).
-  const optimizer = new GroupOptimizer(base.synthetic, base.config.optimizer, base.config.optimizers);
-  const session = { ...base, ctx, optimizer };
-  ctx.bind(session);
-  return session;
+  optimizer = new GroupOptimizer(base.synthetic, base.config.optimizer, base.config.optimizers);
+  return { ...base, ctx, optimizer };
 }
 
 /** A new session: the synthetic set initialised from `config` and the generator seeded with config.seed. */

@@ -11,7 +11,9 @@ import {
   parameterizationConfigSchema,
   resolveParameterization,
   restoreParameterization,
+  storageInfo,
   storedFloats,
+  type StorageInfo,
   type Parameterization,
   type ParameterizationConfig,
   type ShapeInfo,
@@ -42,15 +44,6 @@ export const labelConfigSchema = z
   .strict()
   .default({});
 export type LabelConfig = z.infer<typeof labelConfigSchema>;
-
-/** Storage of the set: floats and bytes (float32), and the same in images of the dataset's size. */
-export interface StorageBudget {
-  floats: number;
-  bytes: number;
-  imagesEquivalent: number;
-  /** The budget of classes x ipc images it is measured against. */
-  budgetImages: number;
-}
 
 /** Logits whose softmax puts 0.9 on the class (hard labels turned learnable). */
 function hardLogits(labels: E.Tensor, k: number): E.Tensor {
@@ -162,16 +155,10 @@ export class SyntheticSet {
   }
 
   /** What the set stores, against the budget of classes x ipc images of `imageShape`. */
-  storage(imageShape: readonly number[]): StorageBudget {
-    const imageFloats = imageShape.reduce((a, b) => a * b, 1);
+  storage(imageShape: [number, number, number]): StorageInfo {
     const labelFloats = this.form === 'hard' ? 0 : this.labels.numel;
     const floats = storedFloats(this.parameterization) + labelFloats + (this.lr ? 1 : 0);
-    return {
-      floats,
-      bytes: 4 * floats,
-      imagesEquivalent: floats / imageFloats,
-      budgetImages: this.numClasses * this.ipc,
-    };
+    return storageInfo(floats, { imageShape, classes: this.numClasses, ipc: this.ipc });
   }
 
   /** How to rebuild the set: parameterization kind and settings, label form (JSON, for metadata). */
@@ -256,8 +243,10 @@ export class SyntheticSet {
         : E.tidy(() => {
             const teacher = selectionNetwork(dataset, 0);
             try {
-              const images = this.parameterization.decode().detach();
-              return E.noGrad(() => teacher.net.forward(teacher.state, images, { train: false })).keep();
+              // No gradient flows into the initial labels: decode and forward without graphs.
+              return E.noGrad(() =>
+                teacher.net.forward(teacher.state, this.parameterization.decode(), { train: false }),
+              ).keep();
             } finally {
               disposeFeatureNet(teacher);
             }

@@ -136,10 +136,11 @@ function adversaryStep(
   const embed = net.embed(state, x, { train: true });
   const logits = net.forward(state, x, { train: true });
   const [e0, e1] = [embed.narrow(0, 0, n), embed.narrow(0, n, n)];
+  const cos = cosine(e0, e1);
   const loss = E.nn
     .crossEntropy(logits, E.cat([y, y], 0))
     .mul(config.clsWeight)
-    .add(E.onesLike(cosine(e0, e1)).sub(cosine(e0, e1)).div(2).mean().mul(config.likeliWeight))
+    .add(cos.neg().add(1).div(2).mean().mul(config.likeliWeight))
     .add(supConLoss(E.stack([normalize(e0), normalize(e1)], 1), y).mul(config.contrastWeight));
   const grads = E.grad(loss, params);
   E.noGrad(() =>

@@ -83,7 +83,7 @@ export function idcDistance(syn: E.Tensor[], real: E.Tensor[], metric: 'l1' | 'm
       .mul(b)
       .sum(1)
       .div(a.norm(2, 1).mul(b.norm(2, 1)).add(1e-6));
-    return E.onesLike(cos).sub(cos).sum();
+    return cos.neg().add(1).sum();
   });
   return terms.reduce((acc, t) => acc.add(t));
 }
