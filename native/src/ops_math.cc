@@ -43,6 +43,7 @@ DFN(logicalOr) { return Guard(info, [&] { return Wrap(info.Env(), at::logical_or
 DFN(logicalXor) { return Guard(info, [&] { return Wrap(info.Env(), at::logical_xor(TensorArg(info, 0), TensorArg(info, 1))); }); }
 UNARY(logicalNot, at::logical_not(a))
 UNARY(neg, at::neg(a))
+UNARY(acos, at::acos(a))
 UNARY(abs, at::abs(a))
 UNARY(exp, at::exp(a))
 UNARY(log, at::log(a))
@@ -224,6 +225,13 @@ DFN(choleskySolve) {
     return Wrap(info.Env(), at::cholesky_solve(TensorArg(info, 0), TensorArg(info, 1), BoolArg(info, 2)));
   });
 }
+// solveTriangular(a, b, upper, left, unitriangular): X with A X = B (left) or X A = B (right), A triangular.
+DFN(solveTriangular) {
+  return Guard(info, [&] {
+    return Wrap(info.Env(), at::linalg_solve_triangular(TensorArg(info, 0), TensorArg(info, 1), BoolArg(info, 2),
+                                                        BoolArg(info, 3), BoolArg(info, 4)));
+  });
+}
 DFN(solve) { return Guard(info, [&] { return Wrap(info.Env(), at::linalg_solve(TensorArg(info, 0), TensorArg(info, 1))); }); }
 DFN(inv) { return Guard(info, [&] { return Wrap(info.Env(), at::linalg_inv(TensorArg(info, 0))); }); }
 DFN(pinv) {
@@ -266,7 +274,7 @@ void RegisterMathOps(Napi::Env env, Napi::Object e) {
   EXPORT(e, maximum); EXPORT(e, minimum); EXPORT(e, eq); EXPORT(e, ne); EXPORT(e, lt); EXPORT(e, le); EXPORT(e, gt);
   EXPORT(e, ge); EXPORT(e, rsub); EXPORT(e, logicalAnd); EXPORT(e, logicalOr); EXPORT(e, logicalXor);
   EXPORT(e, logicalNot); EXPORT(e, neg); EXPORT(e, abs); EXPORT(e, exp); EXPORT(e, log); EXPORT(e, log1p);
-  EXPORT(e, sqrt); EXPORT(e, rsqrt); EXPORT(e, square); EXPORT(e, reciprocal); EXPORT(e, sin); EXPORT(e, cos);
+  EXPORT(e, sqrt); EXPORT(e, rsqrt); EXPORT(e, square); EXPORT(e, reciprocal); EXPORT(e, sin); EXPORT(e, cos); EXPORT(e, acos);
   EXPORT(e, sign); EXPORT(e, floor); EXPORT(e, ceil); EXPORT(e, round); EXPORT(e, isnan); EXPORT(e, isfinite);
   EXPORT(e, relu); EXPORT(e, sigmoid); EXPORT(e, tanh); EXPORT(e, silu); EXPORT(e, gelu); EXPORT(e, leakyRelu);
   EXPORT(e, softplus); EXPORT(e, clamp); EXPORT(e, lerp);
@@ -277,7 +285,7 @@ void RegisterMathOps(Napi::Env env, Napi::Object e) {
   EXPORT(e, lerp_); EXPORT(e, copy_); EXPORT(e, zero_); EXPORT(e, fill_); EXPORT(e, sqrt_); EXPORT(e, clamp_);
   EXPORT(e, maximum_);
   EXPORT(e, matmul); EXPORT(e, mm); EXPORT(e, bmm); EXPORT(e, outer); EXPORT(e, einsum); EXPORT(e, cholesky);
-  EXPORT(e, choleskySolve); EXPORT(e, solve); EXPORT(e, inv); EXPORT(e, pinv); EXPORT(e, eigh); EXPORT(e, svd);
+  EXPORT(e, choleskySolve); EXPORT(e, solveTriangular); EXPORT(e, solve); EXPORT(e, inv); EXPORT(e, pinv); EXPORT(e, eigh); EXPORT(e, svd);
   EXPORT(e, qr); EXPORT(e, slogdet); EXPORT(e, det); EXPORT(e, trace);
 }
 

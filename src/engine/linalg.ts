@@ -42,6 +42,24 @@ export function choleskySolve(b: Tensor, factor: Tensor, upper = false): Tensor 
   square('choleskySolve', factor);
   return new Tensor(run('choleskySolve', () => native.choleskySolve(b.handle, factor.handle, upper)));
 }
+/**
+ * X with A X = B (`left`, the default) or X A = B, for a triangular A (lower unless `upper`).
+ * Differentiable twice; the back-substitution half of a Cholesky solve.
+ *
+ *     const L = cholesky(K);  const z = solveTriangular(L, y);  // L z = y
+ */
+export function solveTriangular(
+  a: Tensor,
+  b: Tensor,
+  o: { upper?: boolean; left?: boolean; unitriangular?: boolean } = {},
+): Tensor {
+  square('solveTriangular', a);
+  return new Tensor(
+    run('solveTriangular', () =>
+      native.solveTriangular(a.handle, b.handle, o.upper ?? false, o.left ?? true, o.unitriangular ?? false),
+    ),
+  );
+}
 /** Solves A X = B. */
 export function solve(a: Tensor, b: Tensor): Tensor {
   square('solve', a);

@@ -156,6 +156,7 @@ export interface NativeModule {
   square(a: H): H;
   reciprocal(a: H): H;
   sin(a: H): H;
+  acos(a: H): H;
   cos(a: H): H;
   sign(a: H): H;
   floor(a: H): H;
@@ -213,6 +214,7 @@ export interface NativeModule {
   einsum(eq: string, ts: H[]): H;
   cholesky(a: H, upper: boolean): H;
   choleskySolve(b: H, l: H, upper: boolean): H;
+  solveTriangular(a: H, b: H, upper: boolean, left: boolean, unitriangular: boolean): H;
   solve(a: H, b: H): H;
   inv(a: H): H;
   pinv(a: H, rtol: Num | null, hermitian: boolean): H;

@@ -361,6 +361,10 @@ export class Tensor implements ScopeOwned {
   reciprocal(): Tensor {
     return new Tensor(run('reciprocal', () => native.reciprocal(this.handle)));
   }
+  /** Arc cosine (radians in [0, pi]); its derivative is infinite at +-1, so clamp inputs away from there. */
+  acos(): Tensor {
+    return new Tensor(run('acos', () => native.acos(this.handle)));
+  }
   sin(): Tensor {
     return new Tensor(run('sin', () => native.sin(this.handle)));
   }

@@ -193,6 +193,33 @@ const cases: Case[] = [
     secondOrder: true,
   },
   {
+    name: 'cholesky -> solveTriangular (lower, left) and (upper, right): the KRR solve in two halves',
+    fn: (b, m) => {
+      const L = E.linalg.cholesky(m.matmul(m.t()).add(E.eye(3, 3, { dtype: 'float64' })));
+      const z = E.linalg.solveTriangular(L, b);
+      return z.add(E.linalg.solveTriangular(L.t(), b.t(), { upper: true, left: false }).t());
+    },
+    inputs: [r(3, 2), r(3, 3)],
+    secondOrder: true,
+  },
+  {
+    name: 'solve (general square system, through A and b)',
+    fn: (a, b) => E.linalg.solve(a.add(E.eye(3, 3, { dtype: 'float64' }).mul(3)), b),
+    inputs: [r(3, 3), r(3, 2)],
+    secondOrder: true,
+  },
+  {
+    // Eigenvectors are defined up to sign, so only sign-invariant functions of them are differentiable:
+    // V diag(f(w)) V^T (a matrix function) and the eigenvalues themselves.
+    name: 'eigh (eigenvalues and the matrix function V diag(exp(w)) V^T)',
+    fn: (m) => {
+      const { eigenvalues: w, eigenvectors: v } = E.linalg.eigh(m.add(m.t()));
+      return v.mul(w.exp().unsqueeze(0)).matmul(v.t()).add(w.sum());
+    },
+    inputs: [r(3, 3)],
+    secondOrder: true,
+  },
+  {
     name: 'matmul, einsum',
     fn: (a, b) => a.matmul(b).add(E.linalg.einsum('ij,jk->ik', a, b)),
     inputs: [r(2, 3), r(3, 2)],
