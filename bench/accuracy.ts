@@ -167,17 +167,13 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
     await runIterations(session, 0, its);
     closeSession(session);
     const { synthetic } = session;
-    const { images, labels } = synthetic.decode();
-    const lr = synthetic.lr?.item();
+    const train = synthetic.trainingSet();
+    const lr = train.lr;
     if (k === 0)
       log(
         `  ${d.column}: storage ${JSON.stringify(synthetic.storage(dataset.imageShape))}, ${synthetic.decodedPerClass} decoded per class`,
       );
-    const score = evaluateSet(
-      dataset,
-      { images: images.detach(), labels: labels.detach(), lr },
-      evalOpts,
-    ).ConvNet;
+    const score = evaluateSet(dataset, train, evalOpts).ConvNet;
     if (sets > 1) log(`  set ${k}: ${fmt(score)}${lr ? ` (learned lr ${lr.toPrecision(3)})` : ''}`);
     accs.push(...score.runs);
   }

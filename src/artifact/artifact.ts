@@ -2,7 +2,8 @@
 //   synthetic.safetensors  images [M, C, H, W] in model-input space (decoded: what a network trains
 //                          on); labels (int64 [M] or float [M, classes] probabilities); optional
 //                          scalar `lr`; the parameterization's stored tensors (param.<name>) and
-//                          learned label logits (labelLogits); ZCA matrices (preprocessing.zca.*)
+//                          learned label logits (labelLogits) or KRR regression targets (labelTargets,
+//                          whose argmax is `labels`); ZCA matrices (preprocessing.zca.*)
 //   meta.json              format version, dataset, classes, preprocessing, ipc (the storage budget
 //                          in images per class), decodedPerClass, parameterization (kind, settings),
 //                          storage (floats, bytes, images-equivalent), method, config, seed, versions,
@@ -85,6 +86,8 @@ export interface SaveOptions {
   parameterization?: Parameterization;
   /** Learned label logits (their softmax is `labels`). */
   labelLogits?: E.Tensor;
+  /** Learned regression targets of a KRR method (`labels` is their argmax). */
+  labelTargets?: E.Tensor;
 }
 
 function storageOf(
@@ -94,7 +97,7 @@ function storageOf(
   labels: E.Tensor,
   ipc: number,
 ): StorageInfo {
-  const labelFloats = labels.dtype === 'int64' ? 0 : labels.numel;
+  const labelFloats = (labels.dtype === 'int64' ? 0 : labels.numel) + (o.labelTargets?.numel ?? 0);
   const stored = o.parameterization ? storedFloats(o.parameterization) : images.numel;
   const shape = { imageShape: dataset.imageShape, classes: dataset.numClasses, ipc };
   return storageInfo(stored + labelFloats + (o.lr != null ? 1 : 0), shape);
@@ -136,7 +139,7 @@ export function saveArtifact(
     parameterization: p ? { kind: p.kind, ...p.settings } : { kind: 'pixels' },
     storage: storageOf(o, dataset, images, labels, ipc),
     labels: labels.dtype === 'int64' ? 'hard' : 'soft',
-    learnedLabels: o.labelLogits !== undefined,
+    learnedLabels: o.labelLogits !== undefined || o.labelTargets !== undefined,
     learnedLr: o.lr ?? null,
     method: o.method,
     config: o.config,
@@ -155,6 +158,7 @@ export function saveArtifact(
     if (p && p.kind !== 'pixels')
       for (const t of p.tensors) tensors[`param.${t.name}`] = t.tensor.detach().contiguous();
     if (o.labelLogits) tensors.labelLogits = o.labelLogits.detach().contiguous();
+    if (o.labelTargets) tensors.labelTargets = o.labelTargets.detach().contiguous();
     for (const [name, t] of Object.entries(dataset.preprocessing.tensors()))
       tensors[`preprocessing.${name}`] = t;
     E.saveSafetensors(join(dir, 'synthetic.safetensors'), tensors, {

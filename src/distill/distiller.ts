@@ -53,6 +53,8 @@ export interface DistillResult {
   iteration: number;
   /** The set has soft labels (evaluation trained with soft cross-entropy). */
   softLabels?: boolean;
+  /** The method's own evaluation (e.g. KIP's KRR test accuracy with its kernel), when it has one. */
+  own?: { name: string; accuracy: number } | null;
 }
 
 export class DistillError extends Error {
@@ -185,18 +187,13 @@ export class Distiller {
     iteration: number,
   ): Record<string, Score> {
     return E.tidy(() => {
-      const { images, labels } = s.synthetic.decode();
       // Evaluation draws from its own seed, so it never shifts the distillation stream.
-      return evaluateSet(
-        s.dataset,
-        { images: images.detach(), labels: labels.detach(), lr: s.synthetic.lr?.item() },
-        {
-          models: [protocol.evalModel],
-          runs: this.config.evalRuns,
-          protocol,
-          seed: this.config.seed + 1 + iteration,
-        },
-      );
+      return evaluateSet(s.dataset, s.synthetic.trainingSet(), {
+        models: [protocol.evalModel],
+        runs: this.config.evalRuns,
+        protocol,
+        seed: this.config.seed + 1 + iteration,
+      });
     });
   }
 
@@ -241,7 +238,11 @@ export class Distiller {
   private finish(s: Session, protocol: Protocol & { evalModel: string }): DistillResult {
     const cfg = this.config;
     const evalModel = protocol.evalModel;
-    const soft = s.synthetic.labelForm !== 'hard' ? ', soft labels: soft cross-entropy' : '';
+    const soft = s.synthetic.softTraining
+      ? ', soft labels: soft cross-entropy'
+      : s.synthetic.labelForm === 'targets'
+        ? ', learned regression targets: cross-entropy on their argmax'
+        : '';
     const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment}${soft})`;
     if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
     const final = cfg.evalRuns > 0 ? this.evaluate(s, protocol, cfg.iterations) : null;
@@ -257,22 +258,29 @@ export class Distiller {
         seed: cfg.seed,
       });
     }
-    if (final) this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random, protocol });
+    let own: { name: string; accuracy: number } | null = null;
+    if (cfg.evalRuns > 0 && s.method.ownEvaluation) {
+      this.hooks.onMessage?.(
+        `Evaluating the distilled set with ${s.method.name}'s own predictor on the test split`,
+      );
+      own = s.method.ownEvaluation(s.synthetic, s.dataset, cfg.methodConfig);
+      this.hooks.onMessage?.(`${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}%`);
+    }
+    if (final)
+      this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random, protocol, own });
     const set = s.synthetic;
-    const { images, labels } = E.tidy(() => {
-      const d = set.decode();
-      return { images: d.images.detach(), labels: d.labels.detach() };
-    });
+    const { images, labels } = set.trainingSet();
     saveArtifact(this.runDir.artifact, s.dataset, images, labels, {
       ipc: cfg.ipc,
       parameterization: set.parameterization,
       labelLogits: set.labelForm === 'logits' ? set.labels : undefined,
+      labelTargets: set.labelForm === 'targets' ? set.labels : undefined,
       lr: set.lr?.item() ?? null,
       method: cfg.method,
       config: cfg as unknown as Record<string, unknown>,
       seed: cfg.seed,
       model: cfg.model,
-      metrics: { final, randomSubset: random, evalProtocol: protocol, threads: availableParallelism() },
+      metrics: { final, randomSubset: random, evalProtocol: protocol, own, threads: availableParallelism() },
     });
     return {
       runDir: this.runDir.path,
@@ -282,7 +290,8 @@ export class Distiller {
       randomSubset: random,
       interrupted: false,
       iteration: cfg.iterations,
-      softLabels: s.synthetic.labelForm !== 'hard',
+      softLabels: s.synthetic.softTraining,
+      own,
     };
   }
 }

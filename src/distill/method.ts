@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluationModel } from '../models/index.js';
-import type { SyntheticSet } from './synthetic.js';
+import type { LabelSpace, SyntheticSet } from './synthetic.js';
 
 /** The survey's taxonomy (Yu, Liu, Wang 2024). */
 export type Family = 'performance matching' | 'parameter matching' | 'distribution matching';
@@ -60,8 +60,19 @@ export interface Method<Config> {
   readonly evalMode?: 'S' | 'SS';
   /** Whether the objective differentiates through the labels (so they can be learned, labels.learn). */
   readonly labelGradients?: boolean;
+  /** How the objective reads labels (default 'probabilities'); 'targets': KRR regression targets. */
+  readonly labelSpace?: LabelSpace;
   /** Rewrites a raw config recorded by an older version into today's keys (e.g. moved settings). */
   migrate?(raw: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * The method's own evaluation of a set besides the standard protocol (KIP/RFAD: test accuracy of kernel
+   * ridge regression with the method's kernel); reported next to the protocol's numbers.
+   */
+  ownEvaluation?(
+    synthetic: SyntheticSet,
+    dataset: Dataset,
+    config: Config,
+  ): { name: string; accuracy: number };
   /** Once before the first iteration of a new run (not on resume), e.g. to add a learnable lr or soft labels. */
   init?(ctx: MethodContext, config: Config): void;
   /** One outer iteration: computes matching losses and applies its updates through ctx.update. */

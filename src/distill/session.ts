@@ -84,8 +84,9 @@ export function newSession(dataset: Dataset, config: DistillConfig): Session {
   const synthetic = SyntheticSet.create(dataset, config.ipc, config.init as InitKind, gen, {
     parameterization: config.parameterization,
     labels: config.labels,
+    labelSpace: method.labelSpace,
   });
-  if (synthetic.labelForm === 'logits' && !method.labelGradients)
+  if (synthetic.learnedLabels && !method.labelGradients)
     throw new Error(
       `${method.name}'s objective does not depend on the labels, so they cannot be learned (labels.learn); use soft labels without learning them (labels.init teacher or uniform)`,
     );

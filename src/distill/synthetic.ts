@@ -4,6 +4,7 @@
 // by optimizer group, and saves and restores all of its state itself. Methods only ever see
 // decode()'s class-ordered images and labels, so a parameterization plugs in without touching them.
 import { z } from 'zod';
+import { centredOneHot } from '../kernels/index.js';
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { disposeFeatureNet, selectCoreset, selectionNetwork, type CoresetMethod } from '../coreset/index.js';
@@ -29,7 +30,14 @@ export type Group = (typeof GROUPS)[number];
  * How the stored label tensor reads: class indices, class probabilities, or learnable logits whose
  * softmax gives the probabilities (learnable soft labels stay on the simplex, as DATM learns them).
  */
-export type LabelForm = 'hard' | 'soft' | 'logits';
+export type LabelForm = 'hard' | 'soft' | 'logits' | 'targets';
+
+/**
+ * What a method's objective reads the labels as: class probabilities (the matching methods: hard labels,
+ * soft labels, learned logits) or regression targets (the KRR methods KIP/RFAD/FRePo, whose learned labels
+ * start as centred one-hot vectors and are used as they are, 'targets').
+ */
+export type LabelSpace = 'probabilities' | 'targets';
 
 export const labelConfigSchema = z
   .object({
@@ -72,7 +80,12 @@ export class SyntheticSet {
     const rows = numClasses * parameterization.decodedPerClass;
     if (labels.size(0) !== rows)
       throw new Error(`SyntheticSet: ${labels.size(0)} labels for ${rows} decoded images`);
-    if (this.form === 'logits' && !labels.requiresGrad) labels.requiresGrad_();
+    if (this.learnedLabels && !labels.requiresGrad) labels.requiresGrad_();
+  }
+
+  /** Whether the labels are learnable (logits or regression targets, in the optimizer's 'labels' group). */
+  get learnedLabels(): boolean {
+    return this.form === 'logits' || this.form === 'targets';
   }
 
   get labelForm(): LabelForm {
@@ -92,8 +105,8 @@ export class SyntheticSet {
         `setLabels: expected [${rows}, ${this.numClasses}] soft labels, got [${labels.shape.join(', ')}]`,
       );
     this.labels.dispose();
-    this.labels = form === 'logits' && !labels.requiresGrad ? labels.requiresGrad_() : labels;
     this.form = form;
+    this.labels = this.learnedLabels && !labels.requiresGrad ? labels.requiresGrad_() : labels;
   }
 
   /** Sets the learned learning rate (a scalar leaf in the optimizer's 'lr' group). */
@@ -109,7 +122,7 @@ export class SyntheticSet {
     return {
       images: of('images'),
       decoder: of('decoder'),
-      labels: this.form === 'logits' ? [this.labels] : [],
+      labels: this.learnedLabels ? [this.labels] : [],
       lr: this.lr ? [this.lr] : [],
     };
   }
@@ -120,10 +133,31 @@ export class SyntheticSet {
     return GROUPS.flatMap((name) => g[name]);
   }
 
-  /** Images in model-input space and labels (class indices or probabilities), differentiable. */
+  /**
+   * Images in model-input space and labels (class indices, probabilities, or regression targets),
+   * differentiable.
+   */
   decode(): { images: E.Tensor; labels: E.Tensor } {
     const labels = this.form === 'logits' ? E.nn.softmax(this.labels, 1) : this.labels;
     return { images: this.parameterization.decode(), labels };
+  }
+
+  /**
+   * What a network is trained on under the standard protocol (detached): the decoded images, hard or
+   * soft labels (soft cross-entropy), the learned lr. Learned regression targets train on their argmax
+   * class, as KIP's finite-network cross-entropy training turns them back into one-hot labels.
+   */
+  trainingSet(): { images: E.Tensor; labels: E.Tensor; lr?: number } {
+    return E.tidy(() => {
+      const { images, labels } = this.decode();
+      const y = this.form === 'targets' ? labels.argmax(1) : labels;
+      return { images: images.detach(), labels: y.detach(), lr: this.lr?.item() };
+    });
+  }
+
+  /** Whether standard-protocol training uses soft cross-entropy (probability labels). */
+  get softTraining(): boolean {
+    return this.form === 'soft' || this.form === 'logits';
   }
 
   /** Rows of class c in decode()'s output (decodedPerClass of each class, in class order). */
@@ -171,7 +205,8 @@ export class SyntheticSet {
   stateTensors(prefix = 'set.'): Record<string, E.Tensor> {
     const out: Record<string, E.Tensor> = {};
     for (const t of this.parameterization.tensors) out[`${prefix}param.${t.name}`] = t.tensor.detach();
-    out[`${prefix}${this.form === 'logits' ? 'labelLogits' : 'labels'}`] = this.labels.detach();
+    const key = { logits: 'labelLogits', targets: 'labelTargets', hard: 'labels', soft: 'labels' }[this.form];
+    out[`${prefix}${key}`] = this.labels.detach();
     if (this.lr) out[`${prefix}lr`] = this.lr.detach();
     return out;
   }
@@ -189,9 +224,14 @@ export class SyntheticSet {
       if (k.startsWith(`${prefix}param.`)) own[k.slice(prefix.length + 'param.'.length)] = t;
     const p = restoreParameterization(kind, shape, settings, own);
     const logits = tensors[`${prefix}labelLogits`];
-    const labels = logits ?? tensors[`${prefix}labels`];
-    if (!labels) throw new Error(`no ${prefix}labels or ${prefix}labelLogits among the saved tensors`);
-    const set = new SyntheticSet(p, labels, shape.ipc, shape.classes, logits ? 'logits' : undefined);
+    const targets = tensors[`${prefix}labelTargets`];
+    const labels = logits ?? targets ?? tensors[`${prefix}labels`];
+    if (!labels)
+      throw new Error(
+        `no ${prefix}labels, ${prefix}labelLogits or ${prefix}labelTargets among the saved tensors`,
+      );
+    const form = logits ? 'logits' : targets ? 'targets' : undefined;
+    const set = new SyntheticSet(p, labels, shape.ipc, shape.classes, form);
     if (tensors[`${prefix}lr`]) set.setLr(tensors[`${prefix}lr`]);
     return set;
   }
@@ -206,7 +246,7 @@ export class SyntheticSet {
     ipc: number,
     init: InitKind,
     gen: E.Generator,
-    o: { parameterization?: ParameterizationConfig; labels?: LabelConfig } = {},
+    o: { parameterization?: ParameterizationConfig; labels?: LabelConfig; labelSpace?: LabelSpace } = {},
   ): SyntheticSet {
     const k = dataset.numClasses;
     const shape: ShapeInfo = { imageShape: dataset.imageShape, classes: k, ipc };
@@ -226,8 +266,19 @@ export class SyntheticSet {
     const n = p.decodedPerClass;
     const hard = E.tidy(() => E.arange(k).unsqueeze(1).expand(k, n).flatten().keep());
     const set = new SyntheticSet(p, hard, ipc, k);
-    set.initLabels(dataset, o.labels ?? labelConfigSchema.parse(undefined));
+    const labels = o.labels ?? labelConfigSchema.parse(undefined);
+    if (o.labelSpace === 'targets') set.initTargets(labels);
+    else set.initLabels(dataset, labels);
     return set;
+  }
+
+  /** Regression targets (KRR methods): hard labels, or learnable targets starting as centred one-hot vectors. */
+  private initTargets(config: LabelConfig): void {
+    if (config.init !== 'hard')
+      throw new Error(
+        `a kernel-regression method's labels are regression targets that start as centred one-hot vectors: labels.init must be 'hard' (got '${config.init}'); learn them with labels.learn`,
+      );
+    if (config.learn) this.setLabels(centredOneHot(this.labels, this.numClasses).keep(), 'targets');
   }
 
   /** Turns the hard labels into teacher or uniform probabilities, and into logits when learned. */

@@ -1,3 +1,11 @@
 // Kernels of infinitely wide networks and kernel ridge regression (the KRR methods' inner loop).
 export { KIP_KERNEL, KernelError, kernelMatrix, type KernelSpec } from './ntk.js';
-export { centredOneHot, krrPredict, krrSolve, labelSolve, regularized } from './krr.js';
+export {
+  centredOneHot,
+  krrAccuracy,
+  krrMseLoss,
+  krrPredict,
+  krrSolve,
+  labelSolve,
+  regularized,
+} from './krr.js';

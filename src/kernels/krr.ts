@@ -98,3 +98,42 @@ export function centredOneHot(labels: E.Tensor, k: number, dtype: E.DType = 'flo
       .sub(1 / k),
   );
 }
+
+/** KIP's loss: 0.5 mean((K_ts (K_ss + ridge)^-1 Y_s - Y_t)^2) over all target entries (kip/KIP.ipynb). */
+export function krrMseLoss(kts: E.Tensor, kss: E.Tensor, ys: E.Tensor, yt: E.Tensor, reg: number): E.Tensor {
+  return E.tidy(() => krrPredict(kts, kss, ys, reg).sub(yt.to(kts.dtype)).square().mean().mul(0.5));
+}
+
+/**
+ * Test accuracy of kernel ridge regression from the support set (xs, ys) with `kernel`: the argmax of
+ * K(x, X_s) alpha against the test labels, in chunks of `chunk` test images (bounded memory).
+ */
+export function krrAccuracy(
+  kernel: (a: E.Tensor, b: E.Tensor) => E.Tensor,
+  xs: E.Tensor,
+  ys: E.Tensor,
+  test: { images: E.Tensor; labels: E.Tensor },
+  reg: number,
+  chunk = 500,
+): number {
+  return E.noGrad(() =>
+    E.tidy(() => {
+      const alpha = krrSolve(kernel(xs, xs), ys, reg);
+      const n = test.images.size(0);
+      let correct = 0;
+      for (let start = 0; start < n; start += chunk)
+        correct += E.tidy(() => {
+          const len = Math.min(chunk, n - start);
+          const pred = kernel(test.images.narrow(0, start, len), xs)
+            .double()
+            .matmul(alpha);
+          return pred
+            .argmax(1)
+            .eq(test.labels.narrow(0, start, len))
+            .sum()
+            .item();
+        });
+      return correct / n;
+    }),
+  );
+}

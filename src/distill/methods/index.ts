@@ -4,3 +4,4 @@ export { idc, idcI } from './idc.js';
 export { mtt, tesla } from './mtt.js';
 export { dm } from './dm.js';
 export { haba } from './haba.js';
+export { kip } from './kip.js';

@@ -1,0 +1,119 @@
+// KIP, Kernel Inducing Points (Nguyen, Chen, Lee 2021; reference google-research kip/KIP.ipynb):
+// performance matching with a closed-form inner loop. Each iteration draws a class-balanced batch of
+// real targets and fits kernel ridge regression from the synthetic support set to it:
+//   L = 0.5 mean((K_ts (K_ss + |reg| tr(K_ss)/n_s I)^-1 Y_s - Y_t)^2)
+// with K an infinite-width network's NTK (default: the reference's one-hidden-layer FC NTK, W_std
+// sqrt 2, b_std 0.1) and Y centred one-hot vectors (one-hot - 1/C). Labels are fixed by default, as in
+// the reference (LEARN_LABELS = False); with labels.learn they are learned as regression targets in
+// the optimizer's labels group. Adam lr 0.04 on the images (the reference's LEARNING_RATE, labels
+// share it). Kernels and the solve run in float64 (the reference enables jax x64; see kernels/krr.ts).
+// First order: no network is trained, the loss differentiates through the kernel into the images.
+import { z } from 'zod';
+import * as E from '../../engine/index.js';
+import type { Dataset } from '../../data/dataset.js';
+import {
+  centredOneHot,
+  kernelMatrix,
+  krrAccuracy,
+  krrMseLoss,
+  type KernelSpec,
+} from '../../kernels/index.js';
+import type { Method, MethodContext, StepResult } from '../method.js';
+import { registerMethod } from '../registry.js';
+import type { SyntheticSet } from '../synthetic.js';
+
+const kernelSchema = z
+  .object({
+    /** 'fc' (Flatten, Dense layers) or 'conv' (3x3 SAME convolutions, flatten readout; see kernels/ntk.ts). */
+    arch: z.enum(['fc', 'conv']).default('fc'),
+    depth: z.number().int().min(0).default(1),
+    wStd: z.number().positive().default(Math.SQRT2),
+    bStd: z.number().nonnegative().default(0.1),
+    kind: z.enum(['ntk', 'nngp']).default('ntk'),
+  })
+  .strict()
+  .default({});
+
+const schema = z
+  .object({
+    kernel: kernelSchema,
+    /** Ridge relative to the mean diagonal of K_ss: lambda = reg tr(K_ss) / n_s (the reference's 1e-6). */
+    reg: z.number().nonnegative().default(1e-6),
+    /**
+     * Real target images per class per iteration (the reference: 5000 in all, class-balanced). The conv
+     * kernel's memory is n_t x n_s x pixels per layer, so its presets use far fewer.
+     */
+    batchReal: z.number().int().positive().default(500),
+    /** Arithmetic of the kernel (the solve is always float64). */
+    kernelDtype: z.enum(['float64', 'float32']).default('float64'),
+    /** Test images per kernel block in the KRR evaluation (memory bound). */
+    evalChunk: z.number().int().positive().default(500),
+  })
+  .strict();
+
+export type KIPConfig = z.infer<typeof schema>;
+
+function spec(config: KIPConfig): KernelSpec {
+  return { ...config.kernel };
+}
+
+/** The support labels as regression targets: learned targets, or centred one-hot of the hard labels. */
+function supportTargets(synthetic: SyntheticSet, labels: E.Tensor, dtype: E.DType): E.Tensor {
+  return synthetic.labelForm === 'targets'
+    ? labels.to(dtype)
+    : centredOneHot(labels, synthetic.numClasses, dtype);
+}
+
+/** KIP's loss for a support set against a real target batch, differentiable in xs and ys. */
+export function kipLoss(config: KIPConfig, xs: E.Tensor, ys: E.Tensor, xt: E.Tensor, yt: E.Tensor): E.Tensor {
+  const s = spec(config);
+  const a = xs.to(config.kernelDtype);
+  const b = E.noGrad(() => xt.to(config.kernelDtype));
+  return krrMseLoss(kernelMatrix(s, b, a), kernelMatrix(s, a, a), ys, yt, config.reg);
+}
+
+export const kip: Method<KIPConfig> = registerMethod({
+  name: 'kip',
+  family: 'performance matching',
+  subFamily: 'kernel ridge regression',
+  summary:
+    'fit kernel ridge regression with an infinite-width NTK from the synthetic set to real batches (Nguyen et al. 2021)',
+  needs: 'a dataset; no training of networks',
+  schema: schema as z.ZodType<KIPConfig>,
+  defaults: {
+    init: 'real',
+    iterations: 1000,
+    optimizer: { kind: 'adam', lr: 0.04 },
+    optimizers: { labels: { kind: 'adam', lr: 0.04 } },
+  },
+  labelGradients: true,
+  labelSpace: 'targets',
+
+  step({ dataset, synthetic, gen, update }: MethodContext, config: KIPConfig): StepResult {
+    return E.tidy(() => {
+      const k = dataset.numClasses;
+      const real = dataset.gather(
+        dataset.sampleIndices(Math.min(config.batchReal, dataset.smallestClassSize), gen),
+      );
+      const { images, labels } = synthetic.decode();
+      const ys = supportTargets(synthetic, labels, 'float64');
+      const yt = centredOneHot(real.labels, k, 'float64');
+      const loss = kipLoss(config, images, ys, real.images, yt);
+      const value = loss.item();
+      update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
+      return { loss: value };
+    });
+  },
+
+  ownEvaluation(synthetic: SyntheticSet, dataset: Dataset, config: KIPConfig) {
+    const s = spec(config);
+    const accuracy = E.tidy(() => {
+      const { images, labels } = synthetic.decode();
+      const ys = supportTargets(synthetic, labels.detach(), 'float64');
+      const kernel = (a: E.Tensor, b: E.Tensor) =>
+        kernelMatrix(s, a.to(config.kernelDtype), b.to(config.kernelDtype));
+      return krrAccuracy(kernel, images.detach(), ys, dataset.test, config.reg, config.evalChunk);
+    });
+    return { name: `KRR with the ${s.arch} ${s.kind.toUpperCase()} (depth ${s.depth})`, accuracy };
+  },
+});

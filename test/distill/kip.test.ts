@@ -1,0 +1,97 @@
+// KIP: its loss and image/label gradients against finite differences in float64, the loss against an
+// independent dense computation of the reference formula, a stopped run with learned regression
+// targets resuming bit-identical, the artifact's targets and KRR evaluation, and bad settings.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as E from '../../src/engine/index.js';
+import { loadArtifact } from '../../src/artifact/artifact.js';
+import { resolveConfig } from '../../src/distill/config.js';
+import { Distiller } from '../../src/distill/distiller.js';
+import { kip, kipLoss, type KIPConfig } from '../../src/distill/methods/kip.js';
+import { RunDir } from '../../src/distill/rundir.js';
+import { centredOneHot, kernelMatrix } from '../../src/kernels/index.js';
+import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { assertClose } from '../helpers.js';
+
+const f64 = { dtype: 'float64' as const };
+const cfg = (o: Record<string, unknown> = {}): KIPConfig => kip.schema.parse(o);
+
+test('KIP loss: the reference formula (trace-scaled ridge, 0.5 mean squared error), gradients by finite differences', () => {
+  const gen = new E.Generator(7);
+  const xs = E.randn([4, 1, 3, 3], { ...f64, generator: gen });
+  const xt = E.randn([6, 1, 3, 3], { ...f64, generator: gen });
+  const ys = centredOneHot(E.tensor([0, 1, 2, 0], { dtype: 'int64' }), 3, 'float64');
+  const yt = centredOneHot(E.tensor([0, 1, 2, 2, 1, 0], { dtype: 'int64' }), 3, 'float64');
+  const c = cfg({ reg: 1e-3 });
+  // Dense re-computation with a general solve (no Cholesky): K_ts (K_ss + reg tr/n I)^-1 Y_s.
+  const kss = kernelMatrix(c.kernel as never, xs, xs);
+  const kts = kernelMatrix(c.kernel as never, xt, xs);
+  const ridge = (1e-3 * kss.diagonal().sum().item()) / 4;
+  const pred = kts.matmul(E.linalg.solve(kss.add(E.eye(4, 4, f64).mul(ridge)), ys));
+  const expected = (0.5 * pred.sub(yt).square().sum().item()) / (6 * 3);
+  assertClose(kipLoss(c, xs, ys, xt, yt).item(), expected, 1e-10, 'loss');
+  for (const kernel of [{}, { arch: 'conv', depth: 2 }]) {
+    const ck = cfg({ reg: 1e-3, kernel });
+    const r = E.gradcheck((x, y) => kipLoss(ck, x, y, xt, yt), [xs, ys.clone()], { atol: 1e-7, rtol: 1e-4 });
+    assert.ok(r.ok, `${JSON.stringify(kernel)}: ${JSON.stringify(r)}`);
+  }
+});
+
+const data = writeSquaresFile({ classes: 3, perClass: 20 });
+function config(extra: Record<string, unknown> = {}) {
+  return resolveConfig({
+    dataset: data,
+    method: 'kip',
+    ipc: 2,
+    iterations: 4,
+    checkpointEvery: 2,
+    evalRuns: 0,
+    methodConfig: { batchReal: 6 },
+    labels: { learn: true },
+    ...extra,
+  });
+}
+async function run(out: string, stopAt?: number, extra: Record<string, unknown> = {}) {
+  const d: Distiller = new Distiller(config(extra), new RunDir(out), {
+    onIteration: ({ iteration }) => {
+      if (iteration === stopAt) d.requestStop();
+    },
+  });
+  return d.run({ resume: false });
+}
+
+test('KIP with learned targets: a stopped run resumes bit-identical; the artifact keeps the targets; KRR evaluation reported', async () => {
+  const full = join(tempDir('kip-full'), 'run');
+  const result = await run(full, undefined, { evalRuns: 1, evalEpochs: 2, baselines: false });
+  const part = join(tempDir('kip-part'), 'run');
+  assert.ok((await run(part, 2)).interrupted);
+  await new Distiller(config(), new RunDir(part)).run({ resume: true });
+  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors'));
+  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors'));
+  for (const [key, t] of Object.entries(a.tensors))
+    assert.deepEqual(t.toNumbers(), b.tensors[key].toNumbers(), `${key} identical`);
+  assert.ok(
+    'set.labelTargets' in a.tensors && 'optimizer.labels.expAvg.0' in a.tensors,
+    'targets learned by Adam',
+  );
+  const targets = a.tensors['set.labelTargets'];
+  // They moved from their centred one-hot start.
+  const start = centredOneHot(E.tensor([0, 0, 1, 1, 2, 2], { dtype: 'int64' }), 3);
+  assert.ok(targets.sub(start).abs().max().item() > 1e-4, 'targets were updated');
+  const art = loadArtifact(join(full, 'artifact'));
+  assert.equal(art.meta.labels, 'hard');
+  assert.equal(art.meta.learnedLabels, true);
+  assert.deepEqual(art.labels.toNumbers(), targets.argmax(1).toNumbers());
+  assert.ok(result.own && result.own.accuracy >= 0 && result.own.accuracy <= 1, JSON.stringify(result.own));
+  assert.match(result.own.name, /KRR with the fc NTK/);
+});
+
+test('KIP: labels are regression targets, so teacher or uniform initialisations are refused with the way out', async () => {
+  await assert.rejects(
+    run(join(tempDir('kip-bad'), 'run'), undefined, { labels: { init: 'uniform', learn: true } }),
+    /labels.init must be 'hard'/,
+  );
+  assert.throws(() => cfg({ kernel: { arch: 'rbf' } }));
+  assert.throws(() => cfg({ reg: -1 }));
+});
