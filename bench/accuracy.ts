@@ -19,6 +19,8 @@
 //       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
 //       [--eval-augment true|false|dc|<protocol string>]  (default true: DSA; dc: DC's protocol)
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
+//       [--methods kip,rfad --krr-iterations 1000,1000]  (kernel-regression methods, `quick` preset otherwise;
+//        their own KRR test accuracy is logged per set)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
 import * as E from '../src/engine/index.js';
@@ -34,7 +36,7 @@ import {
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import { dc, dm, dsa, haba, idc, idcI, mtt, tesla } from '../src/distill/methods/index.js';
+import { dc, dm, dsa, haba, idc, idcI, kip, mtt, rfad, tesla } from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { ParameterizationError } from '../src/param/index.js';
@@ -82,6 +84,8 @@ const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-lo
 const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 // IDC / IDC-I outer iterations for each IPC (each: innerLoop matching steps and network updates).
 const idcIterations = arg('--idc-iterations', '10,10').split(',').map(Number);
+// KRR methods' (KIP) iterations for each IPC; they take their `quick` preset otherwise.
+const krrIterations = arg('--krr-iterations', '1000,1000').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
@@ -96,7 +100,7 @@ interface Distiller {
 }
 const distillers: Distiller[] = columns.flatMap((c) => {
   const [name, param] = c.split('+');
-  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba].find((m) => m.name === name);
+  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad].find((m) => m.name === name);
   return method ? [{ column: c, method, parameterization: param }] : [];
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
@@ -109,6 +113,9 @@ if (distillers.some((d) => isTrajectoryMatching(d.method)) && !expertsDir)
 const needsFeature = coresets.some((m) => m !== 'random');
 function isTrajectoryMatching(m: AnyMethod): boolean {
   return m === mtt || m === tesla || m === haba;
+}
+function isKernelRegression(m: AnyMethod): boolean {
+  return m === kip || m === rfad;
 }
 
 const t0 = performance.now();
@@ -175,6 +182,8 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
       );
     const score = evaluateSet(dataset, train, evalOpts).ConvNet;
     if (sets > 1) log(`  set ${k}: ${fmt(score)}${lr ? ` (learned lr ${lr.toPrecision(3)})` : ''}`);
+    const own = d.method.ownEvaluation?.(synthetic, dataset, session.config.methodConfig);
+    if (own) log(`  ${d.column} set ${k}: ${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}`);
     accs.push(...score.runs);
   }
   return summarize(accs);
@@ -208,7 +217,9 @@ for (const ipc of ipcs) {
       ? tmIterations
       : d.method === idc || d.method === idcI
         ? idcIterations
-        : gmIterations;
+        : isKernelRegression(d.method)
+          ? krrIterations
+          : gmIterations;
     const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
       scores[d.column] = await distillAndEvaluate(d, ipc, its);
@@ -227,7 +238,7 @@ for (const ipc of ipcs) {
 if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD ${krrIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

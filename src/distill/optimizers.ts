@@ -8,10 +8,12 @@ import { GROUPS, type Group, type SyntheticSet } from './synthetic.js';
 
 export const optimizerSpecSchema = z
   .object({
-    kind: z.enum(['sgd', 'adam']).default('sgd'),
+    kind: z.enum(['sgd', 'adam', 'adabelief']).default('sgd'),
     lr: z.number().nonnegative().default(1),
     /** SGD only. */
     momentum: z.number().min(0).max(1).default(0.5),
+    /** Adam / AdaBelief: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3). */
+    eps: z.number().positive().optional(),
   })
   .strict();
 export type OptimizerSpec = z.infer<typeof optimizerSpecSchema>;
@@ -38,9 +40,9 @@ export interface GroupOptimizerState {
 }
 
 function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
-  return spec.kind === 'sgd'
-    ? new E.SGD(params, { lr: spec.lr, momentum: spec.momentum })
-    : new E.Adam(params, { lr: spec.lr });
+  if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
+  if (spec.kind === 'adabelief') return new E.AdaBelief(params, { lr: spec.lr, eps: spec.eps });
+  return new E.Adam(params, { lr: spec.lr, eps: spec.eps });
 }
 
 export class GroupOptimizer {

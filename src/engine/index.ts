@@ -18,6 +18,7 @@ export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult }
 export { Optimizer, type OptimizerState } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
+export { AdaBelief, type AdaBeliefOptions } from './optim/adabelief.js';
 export {
   LRScheduler,
   stepSchedule,

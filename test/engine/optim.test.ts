@@ -61,6 +61,21 @@ test('Adam and AdamW follow their update rules', () => {
   assertClose(q, [qv], 1e-12);
 });
 
+test('AdaBelief follows torch_optimizer.AdaBelief (eps added to the stored moment every step)', () => {
+  const [lr, b1, b2, eps] = [0.01, 0.9, 0.999, 1e-3];
+  const p = f64([1]);
+  const opt = new E.AdaBelief([p], { lr, eps });
+  let [m, s, pv] = [0, 0, 1];
+  for (let t = 1; t <= 4; t++) {
+    const g = t % 2 ? 0.5 * t : -0.3;
+    opt.step([f64([g])]);
+    m = b1 * m + (1 - b1) * g;
+    s = b2 * s + (1 - b2) * (g - m) ** 2 + eps;
+    pv -= (lr / (1 - b1 ** t)) * (m / (Math.sqrt(s) / Math.sqrt(1 - b2 ** t) + eps));
+  }
+  assertClose(p, [pv], 1e-12);
+});
+
 test('optimizer state restores exactly: a resumed run continues bit-identically', () => {
   const gen = new E.Generator(9);
   const grads = Array.from({ length: 6 }, () => E.randn([3], { dtype: 'float64', generator: gen }));

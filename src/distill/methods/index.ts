@@ -5,3 +5,4 @@ export { mtt, tesla } from './mtt.js';
 export { dm } from './dm.js';
 export { haba } from './haba.js';
 export { kip } from './kip.js';
+export { rfad } from './rfad.js';
