@@ -19,7 +19,7 @@
 //       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
 //       [--eval-augment true|false|dc|<protocol string>]  (default true: DSA; dc: DC's protocol)
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
-//       [--methods kip,rfad --krr-iterations 1000,1000]  (kernel-regression methods, `quick` preset otherwise;
+//       [--methods kip,rfad,frepo --krr-iterations 1000,1000]  (kernel-regression methods, `quick` preset otherwise;
 //        their own KRR test accuracy is logged per set)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
@@ -36,7 +36,7 @@ import {
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import { dc, dm, dsa, haba, idc, idcI, kip, mtt, rfad, tesla } from '../src/distill/methods/index.js';
+import { dc, dm, dsa, frepo, haba, idc, idcI, kip, mtt, rfad, tesla } from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { ParameterizationError } from '../src/param/index.js';
@@ -100,7 +100,7 @@ interface Distiller {
 }
 const distillers: Distiller[] = columns.flatMap((c) => {
   const [name, param] = c.split('+');
-  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad].find((m) => m.name === name);
+  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad, frepo].find((m) => m.name === name);
   return method ? [{ column: c, method, parameterization: param }] : [];
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
@@ -115,7 +115,7 @@ function isTrajectoryMatching(m: AnyMethod): boolean {
   return m === mtt || m === tesla || m === haba;
 }
 function isKernelRegression(m: AnyMethod): boolean {
-  return m === kip || m === rfad;
+  return m === kip || m === rfad || m === frepo;
 }
 
 const t0 = performance.now();
@@ -182,7 +182,7 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
       );
     const score = evaluateSet(dataset, train, evalOpts).ConvNet;
     if (sets > 1) log(`  set ${k}: ${fmt(score)}${lr ? ` (learned lr ${lr.toPrecision(3)})` : ''}`);
-    const own = d.method.ownEvaluation?.(synthetic, dataset, session.config.methodConfig);
+    const own = d.method.ownEvaluation?.(synthetic, dataset, session.config.methodConfig, session.ctx.state);
     if (own) log(`  ${d.column} set ${k}: ${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}`);
     accs.push(...score.runs);
   }
@@ -238,7 +238,7 @@ for (const ipc of ipcs) {
 if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD ${krrIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD/FRePo ${krrIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

@@ -263,7 +263,7 @@ export class Distiller {
       this.hooks.onMessage?.(
         `Evaluating the distilled set with ${s.method.name}'s own predictor on the test split`,
       );
-      own = s.method.ownEvaluation(s.synthetic, s.dataset, cfg.methodConfig);
+      own = s.method.ownEvaluation(s.synthetic, s.dataset, cfg.methodConfig, s.ctx.state);
       this.hooks.onMessage?.(`${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}%`);
     }
     if (final)

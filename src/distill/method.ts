@@ -72,6 +72,8 @@ export interface Method<Config> {
     synthetic: SyntheticSet,
     dataset: Dataset,
     config: Config,
+    /** The method's persistent state (ctx.state), e.g. FRePo's model pool. */
+    state: Map<string, E.Tensor>,
   ): { name: string; accuracy: number };
   /** Once before the first iteration of a new run (not on resume), e.g. to add a learnable lr or soft labels. */
   init?(ctx: MethodContext, config: Config): void;

@@ -8,12 +8,24 @@ import { GROUPS, type Group, type SyntheticSet } from './synthetic.js';
 
 export const optimizerSpecSchema = z
   .object({
-    kind: z.enum(['sgd', 'adam', 'adabelief']).default('sgd'),
+    kind: z.enum(['sgd', 'adam', 'adabelief', 'lamb']).default('sgd'),
     lr: z.number().nonnegative().default(1),
     /** SGD only. */
     momentum: z.number().min(0).max(1).default(0.5),
-    /** Adam / AdaBelief: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3). */
+    /** Adam / AdaBelief / LAMB: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3 / 1e-6). */
     eps: z.number().positive().optional(),
+    /**
+     * A learning-rate schedule over the group's updates: 'cosine' decays lr to alpha x lr over `steps`
+     * updates (default: the run's iterations), as optax.cosine_decay_schedule (FRePo: alpha 0.1).
+     */
+    schedule: z
+      .object({
+        kind: z.literal('cosine'),
+        alpha: z.number().min(0).max(1).default(0),
+        steps: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type OptimizerSpec = z.infer<typeof optimizerSpecSchema>;
@@ -42,19 +54,39 @@ export interface GroupOptimizerState {
 function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
   if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
   if (spec.kind === 'adabelief') return new E.AdaBelief(params, { lr: spec.lr, eps: spec.eps });
+  if (spec.kind === 'lamb') return new E.LAMB(params, { lr: spec.lr, eps: spec.eps });
   return new E.Adam(params, { lr: spec.lr, eps: spec.eps });
+}
+
+/** The scheduled lr before update number `step` (0-based), or the spec's lr without a schedule. */
+export function scheduledLr(spec: OptimizerSpec, step: number, iterations: number): number {
+  if (!spec.schedule) return spec.lr;
+  const total = spec.schedule.steps ?? iterations;
+  const cos = 0.5 * (1 + Math.cos((Math.PI * Math.min(step, total)) / total));
+  return spec.lr * ((1 - spec.schedule.alpha) * cos + spec.schedule.alpha);
 }
 
 export class GroupOptimizer {
   private readonly optimizers = new Map<Group, E.Optimizer>();
+  private readonly specs = new Map<Group, OptimizerSpec>();
   /** The tensors in the order step() expects their gradients (synthetic.learnable's order). */
   readonly params: E.Tensor[];
 
-  constructor(synthetic: SyntheticSet, images: OptimizerSpec, others: GroupOptimizerSpecs) {
+  constructor(
+    synthetic: SyntheticSet,
+    images: OptimizerSpec,
+    others: GroupOptimizerSpecs,
+    /** The run's iterations: the default length of a schedule. */
+    private readonly iterations = 1,
+  ) {
     const groups = synthetic.groups;
     this.params = GROUPS.flatMap((g) => groups[g]);
-    for (const g of GROUPS)
-      if (groups[g].length) this.optimizers.set(g, build(g === 'images' ? images : others[g], groups[g]));
+    for (const g of GROUPS) {
+      if (!groups[g].length) continue;
+      const spec = g === 'images' ? images : others[g];
+      this.specs.set(g, spec);
+      this.optimizers.set(g, build(spec, groups[g]));
+    }
   }
 
   /** One update of every group; `grads` line up with `params` (null: no update of that tensor). */
@@ -64,10 +96,12 @@ export class GroupOptimizer {
         `GroupOptimizer: ${grads.length} gradients for ${this.params.length} learnable tensors`,
       );
     let i = 0;
-    for (const opt of this.optimizers.values()) {
+    for (const [g, opt] of this.optimizers) {
       const part = grads.slice(i, i + opt.params.length);
       i += opt.params.length;
-      if (part.some((g) => g !== null)) opt.step(part);
+      if (!part.some((t) => t !== null)) continue;
+      opt.lr = scheduledLr(this.specs.get(g) as OptimizerSpec, opt.steps, this.iterations);
+      opt.step(part);
     }
   }
 

@@ -73,7 +73,12 @@ function assemble(
   };
   if (init) base.method.init?.(ctx, base.config.methodConfig);
   // Built after method.init, which may add learnable tensors (a learned lr, label logits).
-  optimizer = new GroupOptimizer(base.synthetic, base.config.optimizer, base.config.optimizers);
+  optimizer = new GroupOptimizer(
+    base.synthetic,
+    base.config.optimizer,
+    base.config.optimizers,
+    base.config.iterations,
+  );
   return { ...base, ctx, optimizer };
 }
 

@@ -19,6 +19,7 @@ export { Optimizer, type OptimizerState } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
 export { AdaBelief, type AdaBeliefOptions } from './optim/adabelief.js';
+export { LAMB, type LAMBOptions } from './optim/lamb.js';
 export {
   LRScheduler,
   stepSchedule,

@@ -76,6 +76,25 @@ test('AdaBelief follows torch_optimizer.AdaBelief (eps added to the stored momen
   assertClose(p, [pv], 1e-12);
 });
 
+test('LAMB follows optax.lamb: Adam direction scaled by the trust ratio ||p|| / ||u|| per tensor', () => {
+  const [lr, b1, b2, eps] = [0.01, 0.9, 0.999, 1e-6];
+  const p = f64([1, -2]);
+  const opt = new E.LAMB([p], { lr });
+  let m = [0, 0];
+  let v = [0, 0];
+  let pv = [1, -2];
+  for (let t = 1; t <= 3; t++) {
+    const g = [0.5 * t, -0.25];
+    opt.step([f64(g)]);
+    m = m.map((mi, j) => b1 * mi + (1 - b1) * g[j]);
+    v = v.map((vi, j) => b2 * vi + (1 - b2) * g[j] ** 2);
+    const u = m.map((mi, j) => mi / (1 - b1 ** t) / (Math.sqrt(v[j] / (1 - b2 ** t)) + eps));
+    const trust = Math.hypot(...pv) / Math.hypot(...u);
+    pv = pv.map((pi, j) => pi - lr * trust * u[j]);
+  }
+  assertClose(p, pv, 1e-12);
+});
+
 test('optimizer state restores exactly: a resumed run continues bit-identically', () => {
   const gen = new E.Generator(9);
   const grads = Array.from({ length: 6 }, () => E.randn([3], { dtype: 'float64', generator: gen }));

@@ -6,3 +6,4 @@ export { dm } from './dm.js';
 export { haba } from './haba.js';
 export { kip } from './kip.js';
 export { rfad } from './rfad.js';
+export { frepo } from './frepo.js';

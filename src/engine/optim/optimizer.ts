@@ -19,6 +19,10 @@ export abstract class Optimizer {
   /** Current learning rate; schedules change it between steps. */
   lr: number;
   protected stepCount = 0;
+  /** Updates taken so far (restored by loadStateDict). */
+  get steps(): number {
+    return this.stepCount;
+  }
   protected readonly slots = new Map<string, (Tensor | null)[]>();
 
   constructor(
