@@ -16,16 +16,30 @@ export const optimizerSpecSchema = z
     eps: z.number().positive().optional(),
     /**
      * A learning-rate schedule over the group's updates: 'cosine' decays lr to alpha x lr over `steps`
-     * updates (default: the run's iterations), as optax.cosine_decay_schedule (FRePo: alpha 0.1).
+     * updates (default: the run's iterations), as optax.cosine_decay_schedule (FRePo: alpha 0.1); 'step'
+     * multiplies it by gamma every `every` updates.
      */
     schedule: z
-      .object({
-        kind: z.literal('cosine'),
-        alpha: z.number().min(0).max(1).default(0),
-        steps: z.number().int().positive().optional(),
-      })
-      .strict()
+      .discriminatedUnion('kind', [
+        z
+          .object({
+            kind: z.literal('cosine'),
+            alpha: z.number().min(0).max(1).default(0),
+            steps: z.number().int().positive().optional(),
+          })
+          .strict(),
+        /** x gamma every `every` updates (torch StepLR; DD: 0.5 every 40 epochs). */
+        z
+          .object({
+            kind: z.literal('step'),
+            every: z.number().int().positive(),
+            gamma: z.number().positive(),
+          })
+          .strict(),
+      ])
       .optional(),
+    /** Adam / AdaBelief / LAMB: (beta1, beta2); default (0.9, 0.999). DD: (0.5, 0.999). */
+    betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).optional(),
   })
   .strict();
 export type OptimizerSpec = z.infer<typeof optimizerSpecSchema>;
@@ -53,14 +67,17 @@ export interface GroupOptimizerState {
 
 function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
   if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
-  if (spec.kind === 'adabelief') return new E.AdaBelief(params, { lr: spec.lr, eps: spec.eps });
-  if (spec.kind === 'lamb') return new E.LAMB(params, { lr: spec.lr, eps: spec.eps });
-  return new E.Adam(params, { lr: spec.lr, eps: spec.eps });
+  const o = { lr: spec.lr, eps: spec.eps, betas: spec.betas as [number, number] | undefined };
+  if (spec.kind === 'adabelief') return new E.AdaBelief(params, o);
+  if (spec.kind === 'lamb') return new E.LAMB(params, o);
+  return new E.Adam(params, o);
 }
 
 /** The scheduled lr before update number `step` (0-based), or the spec's lr without a schedule. */
 export function scheduledLr(spec: OptimizerSpec, step: number, iterations: number): number {
   if (!spec.schedule) return spec.lr;
+  if (spec.schedule.kind === 'step')
+    return spec.lr * spec.schedule.gamma ** Math.floor(step / spec.schedule.every);
   const total = spec.schedule.steps ?? iterations;
   const cos = 0.5 * (1 + Math.cos((Math.PI * Math.min(step, total)) / total));
   return spec.lr * ((1 - spec.schedule.alpha) * cos + spec.schedule.alpha);

@@ -4,6 +4,7 @@ export { idc, idcI } from './idc.js';
 export { mtt, tesla } from './mtt.js';
 export { dm } from './dm.js';
 export { haba } from './haba.js';
+export { dd } from './dd.js';
 export { kip } from './kip.js';
 export { rfad } from './rfad.js';
 export { frepo } from './frepo.js';
