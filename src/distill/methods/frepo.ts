@@ -95,7 +95,12 @@ export function frepoFeatures(params: Params, x: E.Tensor, depth: number): E.Ten
   let h = x;
   for (let i = 0; i < depth; i++) {
     const pad = x.size(1) === 1 && i === 0 ? 3 : 1;
-    h = E.nn.avgPool2d(E.nn.conv2d(h, params[2 * i], params[2 * i + 1], { padding: pad }).relu(), 2);
+    // Each layer in its own scope: the conv and ReLU maps are freed at once (a graph keeps what it needs).
+    const prev = h;
+    h = E.tidy(() =>
+      E.nn.avgPool2d(E.nn.conv2d(prev, params[2 * i], params[2 * i + 1], { padding: pad }).relu(), 2),
+    );
+    if (prev !== x) prev.dispose();
   }
   return h.flatten(1);
 }

@@ -71,8 +71,15 @@ function disposeNet(net: RandomConvNet): void {
 /** Flattened features after the last pooling (the reference's chopped head). */
 function features(net: RandomConvNet, x: E.Tensor): E.Tensor {
   let h = x;
-  for (let l = 0; l < net.weights.length; l++)
-    h = E.nn.avgPool2d(E.nn.conv2d(h, net.weights[l], net.biases[l], { padding: 1 }).relu(), 2);
+  for (let l = 0; l < net.weights.length; l++) {
+    // Layer by layer in its own scope: the conv and ReLU maps of a large real batch are freed at once (an
+    // autograd graph keeps what it needs itself).
+    const prev = h;
+    h = E.tidy(() =>
+      E.nn.avgPool2d(E.nn.conv2d(prev, net.weights[l], net.biases[l], { padding: 1 }).relu(), 2),
+    );
+    if (prev !== x) prev.dispose();
+  }
   return h.flatten(1);
 }
 
