@@ -10,6 +10,7 @@ import { randomConvNet, randomFeatures, rfad, rfadLoss } from '../../src/distill
 import { RunDir } from '../../src/distill/rundir.js';
 import { centredOneHot } from '../../src/kernels/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { assertAllClose, referenceFixture } from '../helpers.js';
 
 test('RFAD loss (Platt and MSE): gradients in images, targets and the Platt scale match finite differences', () => {
   const gen = new E.Generator(8);
@@ -28,6 +29,28 @@ test('RFAD loss (Platt and MSE): gradients in images, targets and the Platt scal
       rfadLoss(randomFeatures(nets, x), y, ft, labels, k, { jit: 5e-3, loss }, 3);
     const r = E.gradcheck(fn, [xs, ys, E.tensor([0.3], { dtype: 'float64' })], { atol: 1e-7, rtol: 1e-4 });
     assert.ok(r.ok, `${loss}: ${JSON.stringify(r)}`);
+  }
+});
+
+test('RFAD equals its official code: random ConvNet features (models.ConvNet_wide) and the KRR / Platt / MSE loss with its gradients', () => {
+  const f = referenceFixture('rfad');
+  const nets = [0, 1].map((i) => ({
+    weights: [0, 1, 2].map((j) => f.get(`net${i}.conv${j}.weight`)),
+    biases: [0, 1, 2].map((j) => f.get(`net${i}.conv${j}.bias`)),
+  }));
+  const ft = randomFeatures(nets, f.get('xt'));
+  const labels = f.get('yt').argmax(1);
+  assertAllClose(randomFeatures(nets, f.get('xs')), f.get('features.syn'), 1e-12, 'features');
+  for (const loss of ['platt', 'mse'] as const) {
+    const xs = f.get('xs').clone().requiresGrad_();
+    const ys = f.get('ys').clone().requiresGrad_();
+    const k = f.get('k').clone().requiresGrad_();
+    const value = rfadLoss(randomFeatures(nets, xs), ys, ft, labels, k, { jit: 5e-3, loss }, 3);
+    assertAllClose(value, f.get(`${loss}.loss`), 1e-10, `${loss} loss`);
+    const [gx, gy, gk] = E.grad(value, [xs, ys, k], { allowUnused: true });
+    assertAllClose(gx as E.Tensor, f.get(`${loss}.grad.images`), 1e-8, `${loss} image gradient`);
+    assertAllClose(gy as E.Tensor, f.get(`${loss}.grad.labels`), 1e-8, `${loss} label gradient`);
+    if (loss === 'platt') assertAllClose(gk as E.Tensor, f.get('platt.grad.k'), 1e-8, 'k gradient');
   }
 });
 
