@@ -19,8 +19,8 @@
 //       [--eval-precision float32|bfloat16|auto]  (the evaluation networks' training; default float32)
 //       [--eval-augment true|false|dc|<protocol string>]  (default true: DSA; dc: DC's protocol)
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
-//       [--methods kip,rfad,frepo --krr-iterations 1000,1000]  (kernel-regression methods, `quick` preset otherwise;
-//        their own KRR test accuracy is logged per set)
+//       [--methods kip,rfad,frepo,dd --pm-iterations 500,500]  (performance matching, `quick` preset otherwise;
+//        the KRR methods' own KRR test accuracy is logged per set; DD unrolls the ConvNet here)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
 import * as E from '../src/engine/index.js';
@@ -36,7 +36,20 @@ import {
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import { dc, dm, dsa, frepo, haba, idc, idcI, kip, mtt, rfad, tesla } from '../src/distill/methods/index.js';
+import {
+  dc,
+  dd,
+  dm,
+  dsa,
+  frepo,
+  haba,
+  idc,
+  idcI,
+  kip,
+  mtt,
+  rfad,
+  tesla,
+} from '../src/distill/methods/index.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { ParameterizationError } from '../src/param/index.js';
@@ -84,8 +97,8 @@ const innerLoop = process.argv.includes('--inner-loop') ? Number(arg('--inner-lo
 const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 // IDC / IDC-I outer iterations for each IPC (each: innerLoop matching steps and network updates).
 const idcIterations = arg('--idc-iterations', '10,10').split(',').map(Number);
-// KRR methods' (KIP) iterations for each IPC; they take their `quick` preset otherwise.
-const krrIterations = arg('--krr-iterations', '1000,1000').split(',').map(Number);
+// Performance-matching methods' (KIP, RFAD, FRePo, DD) iterations for each IPC; their `quick` preset otherwise.
+const pmIterations = arg('--pm-iterations', '500,500').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
@@ -100,7 +113,9 @@ interface Distiller {
 }
 const distillers: Distiller[] = columns.flatMap((c) => {
   const [name, param] = c.split('+');
-  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad, frepo].find((m) => m.name === name);
+  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad, frepo, dd].find(
+    (m) => m.name === name,
+  );
   return method ? [{ column: c, method, parameterization: param }] : [];
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
@@ -114,8 +129,8 @@ const needsFeature = coresets.some((m) => m !== 'random');
 function isTrajectoryMatching(m: AnyMethod): boolean {
   return m === mtt || m === tesla || m === haba;
 }
-function isKernelRegression(m: AnyMethod): boolean {
-  return m === kip || m === rfad || m === frepo;
+function isPerformanceMatching(m: AnyMethod): boolean {
+  return m === kip || m === rfad || m === frepo || m === dd;
 }
 
 const t0 = performance.now();
@@ -217,8 +232,8 @@ for (const ipc of ipcs) {
       ? tmIterations
       : d.method === idc || d.method === idcI
         ? idcIterations
-        : isKernelRegression(d.method)
-          ? krrIterations
+        : isPerformanceMatching(d.method)
+          ? pmIterations
           : gmIterations;
     const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
@@ -238,7 +253,7 @@ for (const ipc of ipcs) {
 if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD/FRePo ${krrIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD/FRePo/DD ${pmIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);
