@@ -22,12 +22,15 @@ export interface KernelSpec {
   /** Weight and bias standard deviations (ntk parameterization: W ~ N(0, wStd^2 / fan_in)). */
   wStd: number;
   bStd: number;
-  /** 'ntk' (gradient-descent training to convergence) or 'nngp' (Bayesian / last layer only). */
-  kind: 'ntk' | 'nngp';
+  /**
+   * 'ntk' (gradient-descent training to convergence) or 'nngp' (Bayesian / last layer only). Not named
+   * `kind`: configs treat an object's `kind` as its tag (deepMerge replaces a differently tagged object).
+   */
+  type: 'ntk' | 'nngp';
 }
 
 /** KIP's default kernel (kip/KIP.ipynb): FC, one hidden layer, W_std sqrt(2), b_std 0.1, NTK. */
-export const KIP_KERNEL: KernelSpec = { arch: 'fc', depth: 1, wStd: Math.SQRT2, bStd: 0.1, kind: 'ntk' };
+export const KIP_KERNEL: KernelSpec = { arch: 'fc', depth: 1, wStd: Math.SQRT2, bStd: 0.1, type: 'ntk' };
 
 /** The kernel recursion's state: cross covariances and both sides' variances (per position for conv). */
 interface State {
@@ -149,6 +152,6 @@ export function kernelMatrix(spec: KernelSpec, x1: E.Tensor, x2: E.Tensor): E.Te
     }
     if (spec.arch === 'conv') s = flattenPositions(s);
     s = affine(s, spec, identity);
-    return spec.kind === 'ntk' ? (s.ntk as E.Tensor) : s.nngp;
+    return spec.type === 'ntk' ? (s.ntk as E.Tensor) : s.nngp;
   });
 }

@@ -33,9 +33,9 @@ function arccos0(a: number, b: number, c: number): number {
 test('fc kernel, one hidden layer: NNGP and NTK equal the closed forms', () => {
   const gen = new E.Generator(1);
   const x = randn(gen, 4, 1, 2, 3); // d = 6
-  const spec: KernelSpec = { arch: 'fc', depth: 1, wStd: 1.3, bStd: 0.2, kind: 'nngp' };
+  const spec: KernelSpec = { arch: 'fc', depth: 1, wStd: 1.3, bStd: 0.2, type: 'nngp' };
   const nngp = kernelMatrix(spec, x, x).toNumbers();
-  const ntk = kernelMatrix({ ...spec, kind: 'ntk' }, x, x).toNumbers();
+  const ntk = kernelMatrix({ ...spec, type: 'ntk' }, x, x).toNumbers();
   const rows = x.flatten(1).toList() as number[][];
   const [w2, b2] = [1.3 ** 2, 0.2 ** 2];
   const dot = (u: number[], v: number[]) => u.reduce((s, ui, k) => s + ui * v[k], 0) / u.length;
@@ -89,9 +89,9 @@ function empiricalNtk(f: (x: E.Tensor) => E.Tensor, params: E.Tensor[], x: E.Ten
 test('fc kernel, depth 2: NNGP and NTK match Monte-Carlo estimates from wide random networks', () => {
   const gen = new E.Generator(2);
   const x = randn(gen, 3, 5);
-  const spec: KernelSpec = { arch: 'fc', depth: 2, wStd: Math.SQRT2, bStd: 0.3, kind: 'nngp' };
+  const spec: KernelSpec = { arch: 'fc', depth: 2, wStd: Math.SQRT2, bStd: 0.3, type: 'nngp' };
   const nngp = kernelMatrix(spec, x, x).toNumbers();
-  const ntk = kernelMatrix({ ...spec, kind: 'ntk' }, x, x).toNumbers();
+  const ntk = kernelMatrix({ ...spec, type: 'ntk' }, x, x).toNumbers();
   const width = 4096;
   const nets = 4;
   const mcNngp = new Array<number>(9).fill(0);
@@ -162,9 +162,9 @@ function wideConv(
 test('conv kernel (flatten readout): NNGP and NTK match Monte-Carlo estimates from wide random ConvNets', () => {
   const gen = new E.Generator(3);
   const x = randn(gen, 3, 2, 4, 4);
-  const spec: KernelSpec = { arch: 'conv', depth: 2, wStd: Math.SQRT2, bStd: 0.2, kind: 'nngp' };
+  const spec: KernelSpec = { arch: 'conv', depth: 2, wStd: Math.SQRT2, bStd: 0.2, type: 'nngp' };
   const nngp = kernelMatrix(spec, x, x).toNumbers();
-  const ntk = kernelMatrix({ ...spec, kind: 'ntk' }, x, x).toNumbers();
+  const ntk = kernelMatrix({ ...spec, type: 'ntk' }, x, x).toNumbers();
   const [width, nets] = [512, 4];
   const mcNngp = new Array<number>(9).fill(0);
   const mcNtk = new Array<number>(9).fill(0);
@@ -200,12 +200,12 @@ test('kernel matrices of a batch with itself are symmetric positive semi-definit
   const x = randn(gen, 6, 1, 5, 5);
   const y = randn(gen, 3, 1, 5, 5);
   for (const arch of ['fc', 'conv'] as const)
-    for (const kind of ['ntk', 'nngp'] as const) {
-      const spec: KernelSpec = { arch, depth: 2, wStd: Math.SQRT2, bStd: 0.1, kind };
+    for (const type of ['ntk', 'nngp'] as const) {
+      const spec: KernelSpec = { arch, depth: 2, wStd: Math.SQRT2, bStd: 0.1, type };
       const k = kernelMatrix(spec, x, x);
-      assertClose(k, k.t().contiguous().toNumbers(), 1e-12, `${arch} ${kind} symmetry`);
+      assertClose(k, k.t().contiguous().toNumbers(), 1e-12, `${arch} ${type} symmetry`);
       const smallest = E.linalg.eigh(k).eigenvalues.toNumbers()[0];
-      assert.ok(smallest > -1e-10, `${arch} ${kind}: smallest eigenvalue ${smallest}`);
+      assert.ok(smallest > -1e-10, `${arch} ${type}: smallest eigenvalue ${smallest}`);
       assertClose(kernelMatrix(spec, x, y), kernelMatrix(spec, y, x).t().contiguous().toNumbers(), 1e-12);
     }
 });
@@ -231,7 +231,7 @@ test('krrPredict equals the primal ridge solution for a linear kernel; labelSolv
   );
   assertClose(pred, primal.toNumbers(), 1e-10, 'prediction');
   // A tiny ridge interpolates the support labels (here with a full-rank kernel).
-  const spec: KernelSpec = { arch: 'fc', depth: 1, wStd: Math.SQRT2, bStd: 0.1, kind: 'ntk' };
+  const spec: KernelSpec = { arch: 'fc', depth: 1, wStd: Math.SQRT2, bStd: 0.1, type: 'ntk' };
   const k = kernelMatrix(spec, xs, xs);
   assertClose(krrPredict(k, k, ys, 1e-10), ys.toNumbers(), 1e-6, 'interpolation');
   const yt = randn(gen, 8, 2);
@@ -257,7 +257,7 @@ test('a kernel matrix that is not positive definite is a clear error, never NaN'
   assert.throws(
     () =>
       kernelMatrix(
-        { arch: 'conv', depth: 1, wStd: 1, bStd: 0, kind: 'ntk' },
+        { arch: 'conv', depth: 1, wStd: 1, bStd: 0, type: 'ntk' },
         E.ones([2, 4], f64),
         E.ones([2, 4], f64),
       ),
@@ -265,7 +265,7 @@ test('a kernel matrix that is not positive definite is a clear error, never NaN'
   );
   assert.throws(
     () =>
-      kernelMatrix({ arch: 'fc', depth: -1, wStd: 1, bStd: 0, kind: 'ntk' }, E.ones([2, 4]), E.ones([2, 4])),
+      kernelMatrix({ arch: 'fc', depth: -1, wStd: 1, bStd: 0, type: 'ntk' }, E.ones([2, 4]), E.ones([2, 4])),
     /depth/,
   );
 });
@@ -275,7 +275,7 @@ test('the KRR loss differentiates into support images and labels (fc and conv ke
   const xt = randn(gen, 5, 1, 4, 4);
   const yt = centredOneHot(E.tensor([0, 1, 2, 0, 1], { dtype: 'int64' }), 3, 'float64');
   for (const arch of ['fc', 'conv'] as const) {
-    const spec: KernelSpec = { arch, depth: 2, wStd: Math.SQRT2, bStd: 0.1, kind: 'ntk' };
+    const spec: KernelSpec = { arch, depth: 2, wStd: Math.SQRT2, bStd: 0.1, type: 'ntk' };
     const loss = (xs: E.Tensor, ys: E.Tensor) =>
       krrPredict(kernelMatrix(spec, xt, xs), kernelMatrix(spec, xs, xs), ys, 1e-3)
         .sub(yt)

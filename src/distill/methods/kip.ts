@@ -29,7 +29,7 @@ const kernelSchema = z
     depth: z.number().int().min(0).default(1),
     wStd: z.number().positive().default(Math.SQRT2),
     bStd: z.number().nonnegative().default(0.1),
-    kind: z.enum(['ntk', 'nngp']).default('ntk'),
+    type: z.enum(['ntk', 'nngp']).default('ntk'),
   })
   .strict()
   .default({});
@@ -114,6 +114,6 @@ export const kip: Method<KIPConfig> = registerMethod({
         kernelMatrix(s, a.to(config.kernelDtype), b.to(config.kernelDtype));
       return krrAccuracy(kernel, images.detach(), ys, dataset.test, config.reg, config.evalChunk);
     });
-    return { name: `KRR with the ${s.arch} ${s.kind.toUpperCase()} (depth ${s.depth})`, accuracy };
+    return { name: `KRR with the ${s.arch} ${s.type.toUpperCase()} (depth ${s.depth})`, accuracy };
   },
 });
