@@ -3,14 +3,12 @@
 // run resumes bit-identical, the per-step lrs and their Adam state included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { resolveConfig } from '../../src/distill/config.js';
-import { Distiller } from '../../src/distill/distiller.js';
 import { unrolledLoss } from '../../src/distill/methods/dd.js';
-import { RunDir } from '../../src/distill/rundir.js';
 import { createNetwork } from '../../src/models/index.js';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { writeSquaresFile } from '../fixtures.js';
+import { assertResumesBitIdentical } from '../resume.js';
 
 function problem(momentum: number, truncate: number) {
   const gen = new E.Generator(10);
@@ -63,23 +61,7 @@ test('DD: a stopped run resumes bit-identical, per-step lrs and their Adam state
       evalRuns: 0,
       methodConfig: { epochs: 2, batchReal: 12, momentum: 0.9 },
     });
-  const run = async (out: string, stopAt?: number) => {
-    const d: Distiller = new Distiller(config(), new RunDir(out), {
-      onIteration: ({ iteration }) => {
-        if (iteration === stopAt) d.requestStop();
-      },
-    });
-    return d.run({ resume: false });
-  };
-  const full = join(tempDir('dd-full'), 'run');
-  await run(full);
-  const part = join(tempDir('dd-part'), 'run');
-  assert.ok((await run(part, 2)).interrupted);
-  await new Distiller(config(), new RunDir(part)).run({ resume: true });
-  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors'));
-  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors'));
-  for (const [key, t] of Object.entries(a.tensors))
-    assert.deepEqual(t.toNumbers(), b.tensors[key].toNumbers(), `${key} identical`);
+  const a = await assertResumesBitIdentical('dd', config, 2);
   // 2 distinct steps x 2 epochs = 4 learned lrs, moved from softplus^-1(0.02).
   const raw = a.tensors['method.rawLrs'].toNumbers();
   assert.equal(raw.length, 4);

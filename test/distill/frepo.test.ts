@@ -3,15 +3,13 @@
 // online budget) and a stopped run resuming bit-identical with LAMB and its cosine schedule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { resolveConfig } from '../../src/distill/config.js';
-import { Distiller } from '../../src/distill/distiller.js';
 import { frepoFeatures, frepoLoss } from '../../src/distill/methods/frepo.js';
 import { scheduledLr } from '../../src/distill/optimizers.js';
-import { RunDir } from '../../src/distill/rundir.js';
 import { centredOneHot } from '../../src/kernels/index.js';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { writeSquaresFile } from '../fixtures.js';
+import { assertResumesBitIdentical } from '../resume.js';
 import { assertClose } from '../helpers.js';
 
 test('FRePo loss: KRR error plus the label margin term, gradients in images and labels by finite differences', () => {
@@ -68,23 +66,7 @@ test('FRePo: the pool ages, trains and replaces its models; a stopped run resume
       evalRuns: 0,
       methodConfig: { poolSize: 2, maxOnlineUpdates: 2, width: 4, depth: 2, batchReal: 20 },
     });
-  const run = async (out: string, stopAt?: number) => {
-    const d: Distiller = new Distiller(config(), new RunDir(out), {
-      onIteration: ({ iteration }) => {
-        if (iteration === stopAt) d.requestStop();
-      },
-    });
-    return d.run({ resume: false });
-  };
-  const full = join(tempDir('frepo-full'), 'run');
-  await run(full);
-  const part = join(tempDir('frepo-part'), 'run');
-  assert.ok((await run(part, 3)).interrupted);
-  await new Distiller(config(), new RunDir(part)).run({ resume: true });
-  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors'));
-  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors'));
-  for (const [key, t] of Object.entries(a.tensors))
-    assert.deepEqual(t.toNumbers(), b.tensors[key].toNumbers(), `${key} identical`);
+  const a = await assertResumesBitIdentical('frepo', config, 3);
   const [s0, s1, current] = a.tensors['method.pool.meta'].toNumbers();
   // 6 iterations over 2 models starting at ages 0 and 1, each replaced after 3 online steps (age > 2).
   assert.ok(s0 <= 3 && s1 <= 3 && (current === 0 || current === 1), `pool meta ${[s0, s1, current]}`);

@@ -12,6 +12,7 @@ import { kip, kipLoss, type KIPConfig } from '../../src/distill/methods/kip.js';
 import { RunDir } from '../../src/distill/rundir.js';
 import { centredOneHot, kernelMatrix } from '../../src/kernels/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { assertResumesBitIdentical } from '../resume.js';
 import { assertClose } from '../helpers.js';
 
 const f64 = { dtype: 'float64' as const };
@@ -52,25 +53,18 @@ function config(extra: Record<string, unknown> = {}) {
     ...extra,
   });
 }
-async function run(out: string, stopAt?: number, extra: Record<string, unknown> = {}) {
-  const d: Distiller = new Distiller(config(extra), new RunDir(out), {
-    onIteration: ({ iteration }) => {
-      if (iteration === stopAt) d.requestStop();
-    },
-  });
-  return d.run({ resume: false });
-}
-
 test('KIP with learned targets: a stopped run resumes bit-identical; the artifact keeps the targets; KRR evaluation reported', async () => {
-  const full = join(tempDir('kip-full'), 'run');
-  const result = await run(full, undefined, { evalRuns: 1, evalEpochs: 2, baselines: false });
-  const part = join(tempDir('kip-part'), 'run');
-  assert.ok((await run(part, 2)).interrupted);
-  await new Distiller(config(), new RunDir(part)).run({ resume: true });
-  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors'));
-  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors'));
-  for (const [key, t] of Object.entries(a.tensors))
-    assert.deepEqual(t.toNumbers(), b.tensors[key].toNumbers(), `${key} identical`);
+  const {
+    tensors,
+    dir: full,
+    result,
+  } = await assertResumesBitIdentical(
+    'kip',
+    config,
+    2,
+    config({ evalRuns: 1, evalEpochs: 2, baselines: false }),
+  );
+  const a = { tensors };
   assert.ok(
     'set.labelTargets' in a.tensors && 'optimizer.labels.expAvg.0' in a.tensors,
     'targets learned by Adam',
@@ -89,7 +83,12 @@ test('KIP with learned targets: a stopped run resumes bit-identical; the artifac
 
 test('KIP: labels are regression targets, so teacher or uniform initialisations are refused with the way out', async () => {
   await assert.rejects(
-    run(join(tempDir('kip-bad'), 'run'), undefined, { labels: { init: 'uniform', learn: true } }),
+    new Distiller(
+      config({ labels: { init: 'uniform', learn: true } }),
+      new RunDir(join(tempDir('kip-bad'), 'run')),
+    ).run({
+      resume: false,
+    }),
     /labels.init must be 'hard'/,
   );
   assert.throws(() => cfg({ kernel: { arch: 'rbf' } }));

@@ -2,14 +2,12 @@
 // in float64, and a stopped run (learned targets, Platt scale in the method state) resuming bit-identical.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { resolveConfig } from '../../src/distill/config.js';
-import { Distiller } from '../../src/distill/distiller.js';
 import { randomConvNet, randomFeatures, rfad, rfadLoss } from '../../src/distill/methods/rfad.js';
-import { RunDir } from '../../src/distill/rundir.js';
 import { centredOneHot } from '../../src/kernels/index.js';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { writeSquaresFile } from '../fixtures.js';
+import { assertResumesBitIdentical } from '../resume.js';
 import { assertAllClose, referenceFixture } from '../helpers.js';
 
 test('RFAD loss (Platt and MSE): gradients in images, targets and the Platt scale match finite differences', () => {
@@ -67,23 +65,7 @@ test('RFAD: a stopped run resumes bit-identical, the Platt scale included', asyn
       methodConfig: { models: 2, width: 8, batchReal: 30, plattLr: 0.1 },
       labels: { learn: true },
     });
-  const run = async (out: string, stopAt?: number) => {
-    const d: Distiller = new Distiller(config(), new RunDir(out), {
-      onIteration: ({ iteration }) => {
-        if (iteration === stopAt) d.requestStop();
-      },
-    });
-    return d.run({ resume: false });
-  };
-  const full = join(tempDir('rfad-full'), 'run');
-  await run(full);
-  const part = join(tempDir('rfad-part'), 'run');
-  assert.ok((await run(part, 2)).interrupted);
-  await new Distiller(config(), new RunDir(part)).run({ resume: true });
-  const a = E.loadSafetensors(join(full, 'checkpoint.safetensors'));
-  const b = E.loadSafetensors(join(part, 'checkpoint.safetensors'));
-  for (const [key, t] of Object.entries(a.tensors))
-    assert.deepEqual(t.toNumbers(), b.tensors[key].toNumbers(), `${key} identical`);
+  const a = await assertResumesBitIdentical('rfad', config, 2);
   const [k, , , steps] = a.tensors['method.platt'].toNumbers();
   assert.equal(steps, 4);
   assert.notEqual(k, 0, 'the Platt scale moved');
