@@ -17,6 +17,7 @@ import * as E from '../../engine/index.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
+import { stepInState } from '../statestep.js';
 
 const schema = z
   .object({
@@ -132,35 +133,6 @@ function stepBatches(classes: number, ipc: number, per: number): E.Tensor[] {
 
 const softplusInverse = (y: number) => Math.log(Math.expm1(y));
 
-/** One Adam step (betas 0.5, 0.999, eps 1e-8: the reference's optimizer) of the raw lrs, kept in ctx.state. */
-function stepLrs(ctx: MethodContext, grad: E.Tensor, lr: number): void {
-  E.tidy(() => {
-    const t = (ctx.state.get('lrStep') as E.Tensor).item() + 1;
-    const m = (ctx.state.get('lrExpAvg') as E.Tensor).mul(0.5).add(grad.mul(0.5));
-    const v = (ctx.state.get('lrExpAvgSq') as E.Tensor).mul(0.999).add(grad.square().mul(0.001));
-    const raw = (ctx.state.get('rawLrs') as E.Tensor).sub(
-      m
-        .div(1 - 0.5 ** t)
-        .div(
-          v
-            .div(1 - 0.999 ** t)
-            .sqrt()
-            .add(1e-8),
-        )
-        .mul(lr),
-    );
-    for (const [k, value] of [
-      ['rawLrs', raw],
-      ['lrExpAvg', m],
-      ['lrExpAvgSq', v],
-      ['lrStep', E.tensor(t, { dtype: 'float64' })],
-    ] as const) {
-      ctx.state.get(k)?.dispose();
-      ctx.state.set(k, value.keep());
-    }
-  });
-}
-
 export const dd: Method<DDConfig> = registerMethod({
   name: 'dd',
   family: 'performance matching',
@@ -190,9 +162,6 @@ export const dd: Method<DDConfig> = registerMethod({
       );
     const total = (ipc / config.imagesPerStep) * config.epochs;
     ctx.state.set('rawLrs', E.full([total], softplusInverse(config.lrInit)).keep());
-    ctx.state.set('lrExpAvg', E.zeros([total]).keep());
-    ctx.state.set('lrExpAvgSq', E.zeros([total]).keep());
-    ctx.state.set('lrStep', E.tensor(0, { dtype: 'float64' }).keep());
   },
 
   step(ctx: MethodContext, config: DDConfig): StepResult {
@@ -228,7 +197,15 @@ export const dd: Method<DDConfig> = registerMethod({
         const grads = E.grad(loss, [...synthetic.learnable, raw], { allowUnused: true });
         const lrGrad = grads.pop();
         update(grads, value);
-        if (lrGrad && config.lrLr > 0 && Number.isFinite(value)) stepLrs(ctx, lrGrad, config.lrLr);
+        // The raw lrs' Adam (the reference optimises them with the images' Adam: betas (0.5, 0.999)).
+        if (lrGrad && config.lrLr > 0 && Number.isFinite(value))
+          stepInState(
+            ctx.state,
+            'rawLrs.',
+            ['rawLrs'],
+            [lrGrad],
+            (p) => new E.Adam(p, { lr: config.lrLr, betas: [0.5, 0.999] }),
+          );
         return { loss: value };
       });
     } finally {

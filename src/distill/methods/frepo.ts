@@ -20,6 +20,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { centredOneHot, krrAccuracy, krrSolve } from '../../kernels/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
+import { stepInState } from '../statestep.js';
 import type { SyntheticSet } from '../synthetic.js';
 
 const schema = z
@@ -131,34 +132,24 @@ export function frepoLoss(
   return kernelLoss.add(margin.neg().mean().double());
 }
 
-// The pool lives in the method state (checkpointed): pool.<m>.<j> parameters, pool.<m>.m.<j> / .v.<j>
-// Adam moments, and pool.meta = [steps of each model..., index of the current model].
-const key = (m: number, part: string, j: number) => `pool.${m}.${part}${j}`;
+// The pool lives in the method state (checkpointed): pool.<m>.<j> parameters, pool.<m>.opt.* the model's
+// Adam state (statestep.ts), and pool.meta = [steps of each model..., index of the current model].
+const key = (m: number, j: number) => `pool.${m}.${j}`;
 
-function poolModel(ctx: MethodContext, m: number): Params {
+function poolModel(state: Map<string, E.Tensor>, m: number): Params {
   const out: Params = [];
-  for (let j = 0; ctx.state.has(key(m, '', j)); j++) out.push(ctx.state.get(key(m, '', j)) as E.Tensor);
+  for (let j = 0; state.has(key(m, j)); j++) out.push(state.get(key(m, j)) as E.Tensor);
   return out;
 }
 
-function setPoolModel(
-  ctx: MethodContext,
-  m: number,
-  params: Params,
-  moments?: { m: Params; v: Params },
-): void {
-  params.forEach((p, j) => {
-    for (const [part, t] of [
-      ['', p],
-      ['m.', moments?.m[j] ?? E.zerosLike(p)],
-      ['v.', moments?.v[j] ?? E.zerosLike(p)],
-    ] as const) {
-      const k = key(m, part, j);
-      const old = ctx.state.get(k);
-      ctx.state.set(k, t.keep());
-      if (old && old !== t) old.dispose();
+/** Puts a fresh model in slot m (its optimizer state goes with the old one). */
+function setPoolModel(ctx: MethodContext, m: number, params: Params): void {
+  for (const k of [...ctx.state.keys()])
+    if (k.startsWith(`pool.${m}.`)) {
+      ctx.state.get(k)?.dispose();
+      ctx.state.delete(k);
     }
-  });
+  params.forEach((p, j) => ctx.state.set(key(m, j), p.keep()));
 }
 
 function meta(ctx: MethodContext): number[] {
@@ -170,37 +161,19 @@ function setMeta(ctx: MethodContext, values: number[]): void {
   ctx.state.set('pool.meta', E.tensor(values, { dtype: 'float64' }).keep());
 }
 
-/** One Adam step (optax.adam: eps 1e-8, bias-corrected) of model m on a synthetic sample, MSE loss. */
-function trainOnline(ctx: MethodContext, config: FRePoConfig, m: number, step: number): void {
+/** One Adam step (optax.adam: lr 3e-4, eps 1e-8) of model m on a synthetic sample, MSE loss. */
+function trainOnline(ctx: MethodContext, config: FRePoConfig, m: number): void {
   const { synthetic, gen } = ctx;
   E.tidy(() => {
-    const params = poolModel(ctx, m).map((p) => p.detach().requiresGrad_());
+    const params = poolModel(ctx.state, m).map((p) => p.detach().requiresGrad_());
     const { images, labels } = E.noGrad(() => synthetic.decode());
     const n = images.size(0);
     const idx = E.randperm(n, { generator: gen }).narrow(0, 0, Math.min(n, config.onlineBatch));
     const y = targets(synthetic, labels.detach()).indexSelect(0, idx).float();
     const out = frepoOutput(params, images.detach().indexSelect(0, idx), config.depth);
-    const loss = out.sub(y).square().sum(1).mul(0.5).mean();
-    const grads = E.grad(loss, params);
-    const t = step + 1;
-    const [b1, b2] = [0.9, 0.999];
-    const next = { p: [] as Params, m: [] as Params, v: [] as Params };
-    E.noGrad(() =>
-      grads.forEach((g, j) => {
-        const mj = (ctx.state.get(key(m, 'm.', j)) as E.Tensor).mul(b1).add(g.mul(1 - b1));
-        const vj = (ctx.state.get(key(m, 'v.', j)) as E.Tensor).mul(b2).add(g.square().mul(1 - b2));
-        const u = mj.div(1 - b1 ** t).div(
-          vj
-            .div(1 - b2 ** t)
-            .sqrt()
-            .add(1e-8),
-        );
-        next.p.push(params[j].detach().sub(u.mul(config.onlineLr)));
-        next.m.push(mj);
-        next.v.push(vj);
-      }),
-    );
-    setPoolModel(ctx, m, next.p, { m: next.m, v: next.v });
+    const grads = E.grad(out.sub(y).square().sum(1).mul(0.5).mean(), params);
+    const names = params.map((_, j) => key(m, j));
+    stepInState(ctx.state, `pool.${m}.`, names, grads, (p) => new E.Adam(p, { lr: config.onlineLr }));
   });
 }
 
@@ -240,7 +213,7 @@ export const frepo: Method<FRePoConfig> = registerMethod({
     const state = meta(ctx);
     const current = state[config.poolSize];
     const value = E.tidy(() => {
-      const params = poolModel(ctx, current);
+      const params = poolModel(ctx.state, current);
       const n = dataset.train.images.size(0);
       const idx = E.randperm(n, { generator: gen }).narrow(0, 0, Math.min(config.batchReal, n));
       const featReal = E.noGrad(() =>
@@ -266,7 +239,7 @@ export const frepo: Method<FRePoConfig> = registerMethod({
       setPoolModel(ctx, current, initModel(dataset, config, gen));
       state[current] = 0;
     } else {
-      trainOnline(ctx, config, current, state[current]);
+      trainOnline(ctx, config, current);
       state[current] += 1;
     }
     state[config.poolSize] = E.randint(0, config.poolSize, [1], { generator: gen }).item();
@@ -282,9 +255,7 @@ export const frepo: Method<FRePoConfig> = registerMethod({
   ) {
     // KRR on the features of the pool's current model (the reference's eval_on_proto_krr uses a pool state).
     const current = (state.get('pool.meta') as E.Tensor).toNumbers()[config.poolSize];
-    const params: Params = [];
-    for (let j = 0; state.has(key(current, '', j)); j++)
-      params.push(state.get(key(current, '', j)) as E.Tensor);
+    const params = poolModel(state, current);
     const accuracy = E.tidy(() => {
       const { images, labels } = synthetic.decode();
       const kernel = (a: E.Tensor, b: E.Tensor) => {

@@ -18,6 +18,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { centredOneHot, krrAccuracy, krrSolve } from '../../kernels/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
+import { stepInState } from '../statestep.js';
 import type { SyntheticSet } from '../synthetic.js';
 
 const schema = z
@@ -127,27 +128,14 @@ export function rfadLoss(
   return E.nn.crossEntropy(preds.mul(k.exp()), labels);
 }
 
-/** The Platt scale k and its AdaBelief state [k, m, s, step], kept in the method's checkpointed state. */
-function plattState(ctx: MethodContext): E.Tensor {
-  let t = ctx.state.get('platt');
+/** The Platt scale k (from 0), kept in the method's checkpointed state with its AdaBelief buffers. */
+function plattScale(ctx: MethodContext): E.Tensor {
+  let t = ctx.state.get('platt.k');
   if (!t) {
-    t = E.zeros([4], { dtype: 'float64' }).keep();
-    ctx.state.set('platt', t);
+    t = E.zeros([], { dtype: 'float64' }).keep();
+    ctx.state.set('platt.k', t);
   }
   return t;
-}
-
-/** One AdaBelief step of k (torch_optimizer's rule, eps 1e-16), in plain numbers. */
-function stepPlatt(ctx: MethodContext, grad: number, lr: number): void {
-  const [k, m0, s0, step0] = plattState(ctx).toNumbers();
-  const [b1, b2, eps] = [0.9, 0.999, 1e-16];
-  const step = step0 + 1;
-  const m = b1 * m0 + (1 - b1) * grad;
-  const s = b2 * s0 + (1 - b2) * (grad - m) ** 2 + eps;
-  const denom = Math.sqrt(s) / Math.sqrt(1 - b2 ** step) + eps;
-  const next = k - (lr / (1 - b1 ** step)) * (m / denom);
-  ctx.state.get('platt')?.dispose();
-  ctx.state.set('platt', E.tensor([next, m, s, step], { dtype: 'float64' }).keep());
 }
 
 function supportTargets(synthetic: SyntheticSet, labels: E.Tensor): E.Tensor {
@@ -186,7 +174,7 @@ export const rfad: Method<RFADConfig> = registerMethod({
         const yt = dataset.train.labels.indexSelect(0, idx);
         const ft = E.noGrad(() => randomFeatures(nets, xt, config.realChunk));
         const { images, labels } = synthetic.decode();
-        const k = E.tensor(plattState(ctx).toNumbers()[0], { dtype: 'float64' }).requiresGrad_();
+        const k = plattScale(ctx).detach().requiresGrad_();
         const loss = rfadLoss(
           randomFeatures(nets, images),
           supportTargets(synthetic, labels),
@@ -200,8 +188,15 @@ export const rfad: Method<RFADConfig> = registerMethod({
         const grads = E.grad(loss, [...synthetic.learnable, k], { allowUnused: true });
         const kGrad = grads.pop();
         update(grads, value);
-        if (config.loss === 'platt' && Number.isFinite(value))
-          stepPlatt(ctx, kGrad?.item() ?? 0, config.plattLr);
+        // k's own AdaBelief (the reference's group with lr 1e-2), as torch_optimizer steps it.
+        if (config.loss === 'platt' && kGrad && Number.isFinite(value))
+          stepInState(
+            ctx.state,
+            'platt.',
+            ['platt.k'],
+            [kGrad],
+            (p) => new E.AdaBelief(p, { lr: config.plattLr, eps: 1e-16 }),
+          );
         return { loss: value };
       });
     } finally {
