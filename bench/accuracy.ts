@@ -21,6 +21,7 @@
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
 //       [--methods kip,rfad,frepo,dd --pm-iterations 500,500]  (performance matching, `quick` preset otherwise;
 //        the KRR methods' own KRR test accuracy is logged per set; DD unrolls the ConvNet here)
+//       [--target-loss mse,argmax]  (learned regression targets: evaluated under each loss, default mse)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
 import * as E from '../src/engine/index.js';
@@ -33,6 +34,8 @@ import {
   evaluateSubsets,
   summarize,
   type Score,
+  TARGET_LOSSES,
+  type TargetLoss,
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
@@ -100,6 +103,15 @@ const idcIterations = arg('--idc-iterations', '10,10').split(',').map(Number);
 // Performance-matching methods' (KIP, RFAD, FRePo, DD) iterations for each IPC; their `quick` preset otherwise.
 const pmIterations = arg('--pm-iterations', '500,500').split(',').map(Number);
 const expertsDir = arg('--experts', '');
+// Sets with learned regression targets (KIP/RFAD/FRePo) are evaluated under each of these losses;
+// the first is the column's, the others get their own column 'method (loss)'.
+const targetLosses = arg('--target-loss', 'mse')
+  .split(',')
+  .map((l) => {
+    if (!(TARGET_LOSSES as readonly string[]).includes(l))
+      throw new Error(`--target-loss: one of ${TARGET_LOSSES.join(', ')}, got '${l}'`);
+    return l as TargetLoss;
+  });
 // DM/DC/DSA methodConfig.realDtype; unset: each method's default (auto).
 const realDtype = process.argv.includes('--real-dtype') ? arg('--real-dtype', '') : undefined;
 const overrides = setOverrides();
@@ -120,6 +132,7 @@ const distillers: Distiller[] = columns.flatMap((c) => {
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
 const withInit = columns.includes('init');
+// Grows by 'method (loss)' columns when several --target-loss are evaluated.
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((d) => d.column)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
@@ -181,27 +194,38 @@ function runConfig(d: Distiller, ipc: number, seed: number, iterations: number) 
   }).config;
 }
 
-/** Distills `sets` sets (seeds 3, 4, ...) with the library loop and evaluates each with `runs` networks. */
-async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promise<Score> {
-  const accs: number[] = [];
+/**
+ * Distills `sets` sets (seeds 3, 4, ...) with the library loop and evaluates each with `runs` networks:
+ * the column's score, and for learned regression targets one more per extra --target-loss.
+ */
+async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promise<Record<string, Score>> {
+  const accs: Record<string, number[]> = {};
   for (let k = 0; k < sets; k++) {
     const session = newSession(dataset, runConfig(d, ipc, 3 + k, its));
     await runIterations(session, 0, its);
     closeSession(session);
     const { synthetic } = session;
-    const train = synthetic.trainingSet();
-    const lr = train.lr;
     if (k === 0)
       log(
         `  ${d.column}: storage ${JSON.stringify(synthetic.storage(dataset.imageShape))}, ${synthetic.decodedPerClass} decoded per class`,
       );
-    const score = evaluateSet(dataset, train, evalOpts).ConvNet;
-    if (sets > 1) log(`  set ${k}: ${fmt(score)}${lr ? ` (learned lr ${lr.toPrecision(3)})` : ''}`);
+    const losses = synthetic.labelForm === 'targets' ? targetLosses : [targetLosses[0]];
+    losses.forEach((loss, i) => {
+      const key = i === 0 ? d.column : `${d.column} (${loss})`;
+      const train = synthetic.trainingSet(loss);
+      const score = evaluateSet(dataset, train, evalOpts).ConvNet;
+      train.labels.dispose();
+      const what = synthetic.labelForm === 'targets' ? ` (targets: ${loss})` : '';
+      if (sets > 1 || losses.length > 1)
+        log(
+          `  ${key} set ${k}${what}: ${fmt(score)}${train.lr ? ` (learned lr ${train.lr.toPrecision(3)})` : ''}`,
+        );
+      (accs[key] ??= []).push(...score.runs);
+    });
     const own = d.method.ownEvaluation?.(synthetic, dataset, session.config.methodConfig, session.ctx.state);
     if (own) log(`  ${d.column} set ${k}: ${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}`);
-    accs.push(...score.runs);
   }
-  return summarize(accs);
+  return Object.fromEntries(Object.entries(accs).map(([key, a]) => [key, summarize(a)]));
 }
 
 const rows: string[] = [];
@@ -237,7 +261,13 @@ for (const ipc of ipcs) {
           : gmIterations;
     const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
-      scores[d.column] = await distillAndEvaluate(d, ipc, its);
+      const got = await distillAndEvaluate(d, ipc, its);
+      Object.assign(scores, got);
+      let at = columnNames.indexOf(d.column);
+      for (const key of Object.keys(got)) {
+        if (!columnNames.includes(key)) columnNames.splice(at + 1, 0, key);
+        at = columnNames.indexOf(key);
+      }
     } catch (e) {
       // A parameterization that does not fit this IPC's storage budget is a cell, not a crash.
       if (!(e instanceof ParameterizationError)) throw e;
@@ -253,7 +283,7 @@ for (const ipc of ipcs) {
 if (feature) disposeFeatureNet(feature);
 
 console.log(
-  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD/FRePo/DD ${pmIterations.join('/')} iterations; MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
+  `${dataset.name}: ConvNet-3 test accuracy (%), ${runs} networks x ${epochs} epochs each (augmentation ${protocol.augment}, ${evalPrecision}); random/init: one draw per network; methods: ${sets} set(s) x ${runs} networks; real batch ${batchReal}/class (real-side precision: ${realDtype ?? "each method's default"}); DM ${iterations} iterations; DC/DSA ${gmIterations.join('/')} outer iterations at IPC ${ipcs.join('/')}, inner loop ${innerLoop ?? 'by IPC (reference)'}; IDC ${idcIterations.join('/')} outer iterations; KIP/RFAD/FRePo/DD ${pmIterations.join('/')} iterations (learned targets trained with ${targetLosses.join(', ')}); MTT/TESLA ${tmIterations.join('/')} iterations (quick presets${Object.keys(overrides).length ? ` + ${JSON.stringify(overrides)}` : ''}, experts ${expertsDir || 'none'}); ${selectionAccuracy !== null ? `coresets selected with DeepCore's selection network (${selectionEpochs} epochs, ${selectionPrecision}; its test accuracy ${(100 * selectionAccuracy).toFixed(2)}); ` : ''}${((performance.now() - t0) / 60000).toFixed(0)} min`,
 );
 console.log(`| ipc | ${columnNames.join(' | ')} |`);
 console.log(`|---:|${columnNames.map(() => '---|').join('')}`);

@@ -63,6 +63,8 @@ export interface Artifact {
   images: E.Tensor;
   labels: E.Tensor;
   lr: number | null;
+  /** Learned regression targets of a KRR method [M, classes] (`labels` is their argmax), if any. */
+  labelTargets?: E.Tensor;
   preprocessing: Preprocessing;
 }
 
@@ -290,5 +292,15 @@ export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
     }
   }
   const lr = tensors.lr ? tensors.lr.item() : null;
-  return { meta, images, labels, lr, preprocessing };
+  const labelTargets = tensors.labelTargets;
+  if (labelTargets) {
+    if (labelTargets.ndim !== 2 || labelTargets.size(0) !== shape[0] || labelTargets.size(1) !== k)
+      fail(
+        dir,
+        `labelTargets of shape [${labelTargets.shape.join(', ')}] do not fit ${shape[0]} images of ${k} classes`,
+      );
+    if (E.tidy(() => labelTargets.isfinite().logicalNot().any().item()))
+      fail(dir, 'labelTargets contain NaN or infinite values');
+  }
+  return { meta, images, labels, lr, labelTargets, preprocessing };
 }

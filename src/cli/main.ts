@@ -51,6 +51,10 @@ program
     '--eval-precision <p>',
     "evaluation training: 'float32', 'bfloat16' (mixed precision) or 'auto' (default)",
   )
+  .option(
+    '--eval-target-loss <l>',
+    "sets with learned regression targets (kip, rfad, frepo): 'mse' (default, as the papers' evaluations), 'softmax' or 'argmax'",
+  )
   .option('--checkpoint-every <n>', 'iterations between checkpoints', positiveInt)
   .option('--set <key=value...>', 'any config value, e.g. methodConfig.batchReal=64 optimizer.momentum=0.9')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
@@ -129,6 +133,10 @@ program
     '--precision <p>',
     "'float32', 'bfloat16' (mixed precision: bfloat16 steps, float32 weights) or 'auto' (bfloat16 where the CPU has it)",
     'auto',
+  )
+  .option(
+    '--target-loss <l>',
+    "artifacts with learned regression targets (kip, rfad, frepo): 'mse' (default, as the papers' evaluations), 'softmax' (soft cross-entropy) or 'argmax'",
   )
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
   .option('--full-epochs <e>', 'epochs of the full-data baseline (one network; cached)', positiveInt, 2)

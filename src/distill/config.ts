@@ -48,6 +48,12 @@ export const distillConfigSchema = z
     evalModel: z.string().optional(),
     /** Arithmetic of the evaluation networks' training steps (eval/protocol.ts); auto: bfloat16 mixed where native. */
     evalPrecision: precisionOption('auto'),
+    /**
+     * How sets with learned regression targets (KIP, RFAD, FRePo) train evaluation networks
+     * (eval/protocol.ts TargetLoss): 'mse' as FRePo's and RFAD's evaluations, 'softmax' (soft
+     * cross-entropy on softmax(targets)) or 'argmax' (cross-entropy on the argmax class).
+     */
+    evalTargetLoss: z.enum(['mse', 'softmax', 'argmax']).default('mse'),
     /** Also evaluate a random real subset of the same size at the end. */
     baselines: z.boolean().default(true),
     checkpointEvery: z.number().int().positive().default(100),

@@ -17,6 +17,7 @@ import {
   randomSubsetBaseline,
   type Protocol,
   type Score,
+  type TargetLoss,
 } from '../eval/index.js';
 import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
@@ -55,6 +56,17 @@ export interface DistillResult {
   softLabels?: boolean;
   /** The method's own evaluation (e.g. KIP's KRR test accuracy with its kernel), when it has one. */
   own?: { name: string; accuracy: number } | null;
+}
+
+const TARGET_LOSS_TEXT: Record<TargetLoss, string> = {
+  mse: 'squared error on the targets',
+  softmax: 'soft cross-entropy on their softmax',
+  argmax: 'cross-entropy on their argmax',
+};
+
+/** `{ targetLoss }` for sets whose evaluation reads learned regression targets, else nothing. */
+function targetLossRecord(s: Session, cfg: DistillConfig): { targetLoss?: TargetLoss } {
+  return s.synthetic.labelForm === 'targets' ? { targetLoss: cfg.evalTargetLoss } : {};
 }
 
 export class DistillError extends Error {
@@ -188,7 +200,7 @@ export class Distiller {
   ): Record<string, Score> {
     return E.tidy(() => {
       // Evaluation draws from its own seed, so it never shifts the distillation stream.
-      return evaluateSet(s.dataset, s.synthetic.trainingSet(), {
+      return evaluateSet(s.dataset, s.synthetic.trainingSet(this.config.evalTargetLoss), {
         models: [protocol.evalModel],
         runs: this.config.evalRuns,
         protocol,
@@ -241,7 +253,7 @@ export class Distiller {
     const soft = s.synthetic.softTraining
       ? ', soft labels: soft cross-entropy'
       : s.synthetic.labelForm === 'targets'
-        ? ', learned regression targets: cross-entropy on their argmax'
+        ? `, learned regression targets: ${TARGET_LOSS_TEXT[cfg.evalTargetLoss]}`
         : '';
     const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment}${soft})`;
     if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
@@ -267,9 +279,17 @@ export class Distiller {
       this.hooks.onMessage?.(`${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}%`);
     }
     if (final)
-      this.runDir.log({ iteration: cfg.iterations, eval: final, randomSubset: random, protocol, own });
+      this.runDir.log({
+        iteration: cfg.iterations,
+        eval: final,
+        randomSubset: random,
+        protocol,
+        own,
+        ...targetLossRecord(s, cfg),
+      });
     const set = s.synthetic;
-    const { images, labels } = set.trainingSet();
+    // The artifact's `labels` are hard for target sets (their argmax); labelTargets keeps the targets.
+    const { images, labels } = set.trainingSet('argmax');
     saveArtifact(this.runDir.artifact, s.dataset, images, labels, {
       ipc: cfg.ipc,
       parameterization: set.parameterization,
@@ -280,7 +300,14 @@ export class Distiller {
       config: cfg as unknown as Record<string, unknown>,
       seed: cfg.seed,
       model: cfg.model,
-      metrics: { final, randomSubset: random, evalProtocol: protocol, own, threads: availableParallelism() },
+      metrics: {
+        final,
+        randomSubset: random,
+        evalProtocol: protocol,
+        ...targetLossRecord(s, cfg),
+        own,
+        threads: availableParallelism(),
+      },
     });
     return {
       runDir: this.runDir.path,

@@ -8,6 +8,7 @@ import { centredOneHot } from '../kernels/index.js';
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { disposeFeatureNet, selectCoreset, selectionNetwork, type CoresetMethod } from '../coreset/index.js';
+import { targetTrainSet, type TargetLoss, type TrainSet } from '../eval/index.js';
 import {
   parameterizationConfigSchema,
   resolveParameterization,
@@ -144,14 +145,15 @@ export class SyntheticSet {
 
   /**
    * What a network is trained on under the standard protocol (detached): the decoded images, hard or
-   * soft labels (soft cross-entropy), the learned lr. Learned regression targets train on their argmax
-   * class, as KIP's finite-network cross-entropy training turns them back into one-hot labels.
+   * soft labels (soft cross-entropy), the learned lr. Learned regression targets train as `targetLoss`
+   * says (eval/protocol.ts TargetLoss; default 'mse', as FRePo's and RFAD's evaluations).
    */
-  trainingSet(): { images: E.Tensor; labels: E.Tensor; lr?: number } {
+  trainingSet(targetLoss: TargetLoss = 'mse'): TrainSet {
     return E.tidy(() => {
       const { images, labels } = this.decode();
-      const y = this.form === 'targets' ? labels.argmax(1) : labels;
-      return { images: images.detach(), labels: y.detach(), lr: this.lr?.item() };
+      const lr = this.lr?.item();
+      if (this.form === 'targets') return { ...targetTrainSet(images, labels, targetLoss), lr };
+      return { images: images.detach(), labels: labels.detach(), lr };
     });
   }
 

@@ -77,10 +77,38 @@ export function defaultProtocol(
 
 export interface TrainSet {
   images: E.Tensor;
-  /** int64 class indices, or float soft labels [N, classes]. */
+  /** int64 class indices, float soft labels [N, classes], or regression targets [N, classes] (`targets`). */
   labels: E.Tensor;
+  /**
+   * The labels are regression targets (learned KRR targets of KIP/RFAD/FRePo): train with the squared
+   * error of FRePo's and RFAD's evaluation instead of cross-entropy (see `targetLoss`).
+   */
+  targets?: boolean;
   /** A learned learning rate (MTT) replacing protocol.lr. */
   lr?: number;
+}
+
+/**
+ * How a set with learned regression targets is trained under the protocol: 'mse' on the targets (the
+ * default: FRePo's eval.py loss='mse', RFAD's eval_distilled_set --loss_mode mse); 'softmax': soft
+ * cross-entropy on softmax(targets) (FRePo's 'softxent' at temperature 1); 'argmax': cross-entropy on
+ * each target's argmax class, which discards what label learning found.
+ */
+export type TargetLoss = 'mse' | 'softmax' | 'argmax';
+export const TARGET_LOSSES: readonly TargetLoss[] = ['mse', 'softmax', 'argmax'];
+
+/**
+ * The training set for regression targets [N, classes] under `loss` (detached).
+ *
+ * @example targetTrainSet(images, targets, 'argmax') // { images, labels: int64 class indices }
+ */
+export function targetTrainSet(images: E.Tensor, targets: E.Tensor, loss: TargetLoss): TrainSet {
+  return E.tidy(() => {
+    const t = targets.detach();
+    if (loss === 'mse') return { images: images.detach(), labels: t.clone(), targets: true };
+    const labels = loss === 'softmax' ? E.nn.softmax(t, 1) : t.argmax(1);
+    return { images: images.detach(), labels };
+  });
 }
 
 export interface TrainResult {
@@ -113,6 +141,21 @@ export function accuracy(
   });
 }
 
+/**
+ * The squared error the KRR papers' evaluations train on: per example 0.5 x sum over classes of
+ * (logit - target)^2, averaged over the batch (FRePo's mean_squared_loss). Its gradient in the logits,
+ * (logit - target) / batch, has cross-entropy's scale, so the protocol's learning rate carries over.
+ * (RFAD's --loss_mode mse is the same up to a constant factor 2 / classes.)
+ */
+export function targetLoss(logits: E.Tensor, targets: E.Tensor): E.Tensor {
+  return E.nn.mseLoss(logits, targets, 'sum').mul(0.5 / logits.size(0));
+}
+
+/** The protocol's training loss: cross-entropy on class indices or probabilities, or targetLoss. */
+export function trainingLoss(logits: E.Tensor, labels: E.Tensor, targets = false): E.Tensor {
+  return targets ? targetLoss(logits, labels) : E.nn.crossEntropy(logits, labels);
+}
+
 /** Whether training steps on this network run in bfloat16 (buffers, i.e. batch norm, keep float32). */
 export function usesMixedPrecision(precision: TrainingPrecision, state: NetState): boolean {
   return precision === 'bfloat16' && state.buffers.size === 0;
@@ -128,11 +171,11 @@ export function lowPrecisionGradients(
   low: NetState,
   x: E.Tensor,
   y: E.Tensor,
-  o: { train: boolean },
+  o: { train: boolean; targets?: boolean },
 ): { loss: E.Tensor; grads: E.Tensor[]; logits: E.Tensor } {
   const params = [...low.params.values()];
   const logits = net.forward(low, castInput(x, params[0].dtype), { train: o.train }).float();
-  const loss = E.nn.crossEntropy(logits, y);
+  const loss = trainingLoss(logits, y, o.targets);
   return { loss, grads: E.grad(loss, params).map((g) => g.float().contiguous()), logits: logits.detach() };
 }
 
@@ -142,11 +185,15 @@ function lossAndGradients(
   state: NetState,
   x: E.Tensor,
   y: E.Tensor,
-  mixed: boolean,
+  o: { mixed: boolean; targets?: boolean },
 ): { loss: E.Tensor; grads: E.Tensor[]; logits: E.Tensor } {
-  if (mixed) return lowPrecisionGradients(net, gradientLeaves(state, 'bfloat16'), x, y, { train: true });
+  if (o.mixed)
+    return lowPrecisionGradients(net, gradientLeaves(state, 'bfloat16'), x, y, {
+      train: true,
+      targets: o.targets,
+    });
   const logits = net.forward(state, x, { train: true });
-  const loss = E.nn.crossEntropy(logits, y);
+  const loss = trainingLoss(logits, y, o.targets);
   return { loss, grads: E.grad(loss, [...state.params.values()]), logits: logits.detach() };
 }
 
@@ -186,7 +233,7 @@ export function trainEpoch(
       let x = train.images.indexSelect(0, idx);
       const y = train.labels.indexSelect(0, idx);
       if (o.augment) x = o.augment.augmentBatch(x, o.gen);
-      const { loss, grads, logits } = lossAndGradients(net, state, x, y, mixed);
+      const { loss, grads, logits } = lossAndGradients(net, state, x, y, { mixed, targets: train.targets });
       o.onBatch?.({ indices: idx, labels: y, logits });
       opt.step(grads);
       o.onStep?.();

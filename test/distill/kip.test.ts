@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { loadArtifact } from '../../src/artifact/artifact.js';
 import { resolveConfig } from '../../src/distill/config.js';
@@ -15,6 +17,7 @@ import { tempDir, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 import { assertClose } from '../helpers.js';
 
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const f64 = { dtype: 'float64' as const };
 const cfg = (o: Record<string, unknown> = {}): KIPConfig => kip.schema.parse(o);
 
@@ -77,6 +80,32 @@ test('KIP with learned targets: a stopped run resumes bit-identical; the artifac
   assert.equal(art.meta.labels, 'hard');
   assert.equal(art.meta.learnedLabels, true);
   assert.deepEqual(art.labels.toNumbers(), targets.argmax(1).toNumbers());
+  assert.deepEqual(art.labelTargets?.toNumbers(), targets.toNumbers(), 'the artifact keeps the targets');
+  // `distillery eval` trains on the targets with the chosen loss and records it; a bad loss is a usage error.
+  const evalCli = (loss: string) =>
+    spawnSync(
+      process.execPath,
+      [
+        MAIN,
+        'eval',
+        join(full, 'artifact'),
+        '--runs',
+        '1',
+        '--epochs',
+        '1',
+        '--no-baselines',
+        '--json',
+        '--target-loss',
+        loss,
+      ],
+      { encoding: 'utf8' },
+    );
+  const ok = evalCli('softmax');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout.trim().split('\n').pop() as string).targetLoss, 'softmax');
+  const bad = evalCli('hinge');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--target-loss must be one of mse, softmax, argmax, got 'hinge'/);
   assert.ok(result.own && result.own.accuracy >= 0 && result.own.accuracy <= 1, JSON.stringify(result.own));
   assert.match(result.own.name, /KRR with the fc NTK/);
 });

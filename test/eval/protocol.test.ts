@@ -9,6 +9,7 @@ import {
   evaluateSet,
   randomSubsetBaseline,
   summarize,
+  targetTrainSet,
   trainAndTest,
   trainEpoch,
   usesMixedPrecision,
@@ -122,6 +123,43 @@ test('soft labels and a learned learning rate are accepted', () => {
       ),
     /diverged at epoch/,
   );
+});
+
+test("regression targets train with FRePo's squared error: the readout bias moves by -lr x mean(logits - targets)", () => {
+  // d/db of mean_i sum_c 0.5 (z_ic - y_ic)^2 is mean_i (z_i - y_i) for the readout bias b, whatever
+  // the network below it; cross-entropy's would be mean_i (softmax(z_i) - y_i).
+  const targets = E.nn
+    .oneHot(ds.train.labels, 3)
+    .float()
+    .sub(1 / 3)
+    .mul(1.7);
+  const state = net.init(new E.Generator(7));
+  const names = [...state.params.keys()];
+  const bias = names[names.length - 1];
+  const before = state.params.get(bias)!.detach().clone();
+  const logits = E.noGrad(() => net.forward(state, ds.train.images, { train: true }));
+  const lr = 0.05;
+  const expected = before.sub(logits.sub(targets).mean(0).mul(lr)).toNumbers();
+  const params = [...state.params.values()].map((p) => p.requiresGrad_());
+  const opt = new E.SGD(params, { lr });
+  const set = targetTrainSet(ds.train.images, targets, 'mse');
+  assert.equal(set.targets, true);
+  const loss = trainEpoch(net, state, opt, set, { batchSize: 256, augment: null, gen: new E.Generator(6) });
+  const got = state.params.get(bias)!.detach().toNumbers();
+  got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-5, `bias ${i}: ${v} vs ${expected[i]}`));
+  const direct = logits
+    .sub(targets)
+    .pow(2)
+    .sum()
+    .mul(0.5 / 30)
+    .item();
+  assert.ok(Math.abs(loss - direct) < 1e-4 * direct, `loss ${loss} vs ${direct}`);
+
+  const soft = targetTrainSet(ds.train.images, targets, 'softmax');
+  assert.equal(soft.targets, undefined);
+  assert.ok(Math.abs(soft.labels.sum(1).sub(1).abs().max().item()) < 1e-6, 'softmax rows are probabilities');
+  const hard = targetTrainSet(ds.train.images, targets, 'argmax');
+  assert.deepEqual(hard.labels.toNumbers(), ds.train.labels.toNumbers());
 });
 
 test('evaluation reports mean and std over runs; the random-subset baseline is cached', () => {

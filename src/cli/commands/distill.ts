@@ -28,6 +28,7 @@ export interface DistillCommandOptions {
   evalRuns?: number;
   evalEpochs?: number;
   evalPrecision?: string;
+  evalTargetLoss?: string;
   checkpointEvery?: number;
   set?: string[];
   out?: string;
@@ -49,6 +50,7 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
   if (o.evalRuns !== undefined) flags.evalRuns = o.evalRuns;
   if (o.evalEpochs !== undefined) flags.evalEpochs = o.evalEpochs;
   if (o.evalPrecision !== undefined) flags.evalPrecision = o.evalPrecision;
+  if (o.evalTargetLoss !== undefined) flags.evalTargetLoss = o.evalTargetLoss;
   if (o.checkpointEvery !== undefined) flags.checkpointEvery = o.checkpointEvery;
   if (o.lr !== undefined) flags.optimizer = { lr: o.lr };
   if (o.experts) flags.methodConfig = { experts: o.experts };

@@ -7,8 +7,12 @@ import {
   evaluateSet,
   fullDataBaseline,
   randomSubsetBaseline,
+  targetTrainSet,
+  TARGET_LOSSES,
   type AugmentChoice,
   type Score,
+  type TargetLoss,
+  type TrainSet,
 } from '../../eval/index.js';
 import { referenceEvalModel } from '../../distill/method.js';
 import { METHODS } from '../../distill/registry.js';
@@ -24,6 +28,8 @@ export interface EvalCommandOptions {
    */
   augment?: boolean | string;
   precision: string;
+  /** Sets with learned regression targets: 'mse' (default), 'softmax' or 'argmax' (eval/protocol.ts). */
+  targetLoss?: string;
   baselines: boolean;
   fullEpochs: number;
   seed: number;
@@ -35,9 +41,17 @@ function fmt(s: Score | undefined): string {
   return s ? `${pct(s.mean)} +- ${pct(s.std)}` : '-';
 }
 
+function parseTargetLoss(s: string | undefined): TargetLoss {
+  const v = s ?? 'mse';
+  if (!(TARGET_LOSSES as readonly string[]).includes(v))
+    throw new UsageError(`--target-loss must be one of ${TARGET_LOSSES.join(', ')}, got '${v}'`);
+  return v as TargetLoss;
+}
+
 export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const out = createReporter(o.json ?? false);
   const precision = parsePrecision(o.precision);
+  const targetLoss = parseTargetLoss(o.targetLoss);
   // Peek at the artifact's meta first: the dataset is loaded with the artifact's own preprocessing.
   const probe = loadArtifact(artifactDir);
   const dataset = loadDataset(probe.meta.dataset.name, {
@@ -68,7 +82,11 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     m.parameterization.kind === 'pixels'
       ? `${m.ipc} images per class`
       : `${m.parameterization.kind} parameterization decoded to ${m.decodedPerClass} images per class (storage ${m.storage.imagesEquivalent.toFixed(2)} images-equivalent, budget ${m.storage.budgetImages})`;
-  const soft = m.labels === 'soft' ? ' (trained with soft cross-entropy)' : '';
+  const soft = art.labelTargets
+    ? ` (learned regression targets, trained with --target-loss ${targetLoss})`
+    : m.labels === 'soft'
+      ? ' (trained with soft cross-entropy)'
+      : '';
   out.info(
     `Evaluating ${artifactDir}: ${m.method} on ${dataset.name}, ${stored}, ${m.labels} labels${soft}${art.lr ? `, learned lr ${art.lr.toPrecision(4)}` : ''}`,
   );
@@ -85,12 +103,15 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     bar.update(++done, { status: `${model} #${run + 1}: ${pct(acc)}%` });
     out.event('run', { model, run, accuracy: acc });
   };
+  const lr = art.lr ?? undefined;
+  const set: TrainSet = art.labelTargets
+    ? { ...targetTrainSet(art.images, art.labelTargets, targetLoss), lr }
+    : { images: art.images, labels: art.labels, lr };
   const distilled: Record<string, Score> = {};
   const random: Record<string, Score> = {};
   const full: Record<string, Score> = {};
   models.forEach((m, i) => {
     const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: o.seed, onRun };
-    const set = { images: art.images, labels: art.labels, lr: art.lr ?? undefined };
     Object.assign(distilled, evaluateSet(dataset, set, opts));
     if (!o.baselines) return;
     Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
@@ -105,10 +126,14 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   out.result(lines.join('\n'), {
     artifact: artifactDir,
     protocol: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
+    ...(art.labelTargets ? { targetLoss } : {}),
     distilled,
     randomSubset: o.baselines ? random : null,
     fullData: o.baselines ? full : null,
   });
+  if (set.labels !== art.labels) set.labels.dispose();
   for (const t of [art.images, art.labels, probe.images, probe.labels]) t.dispose();
+  art.labelTargets?.dispose();
+  probe.labelTargets?.dispose();
   dataset.dispose();
 }
