@@ -11,12 +11,13 @@
 //   grid.png               de-normalised decoded images, one row per class
 // Every file is written atomically; loading validates all of it, and for a factorised
 // parameterization decodes the stored tensors and checks them against the saved images.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import * as E from '../engine/index.js';
 import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
 import type { Dataset } from '../data/dataset.js';
-import { writeFileAtomic } from '../engine/files.js';
+import { makeDirectory, writeFileAtomic } from '../engine/files.js';
 import { versions } from '../util/version.js';
 import {
   resolveParameterization,
@@ -117,11 +118,9 @@ export function saveArtifact(
   const k = dataset.numClasses;
   if (m % k !== 0) throw new ArtifactError(`${m} images are not a whole number per class for ${k} classes`);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
   } catch (e) {
-    throw new ArtifactError(
-      `cannot create artifact directory ${dir}: ${e instanceof Error ? e.message : String(e)}`,
-    );
+    throw new ArtifactError(`artifact: ${e instanceof Error ? e.message : String(e)}`);
   }
   const decodedPerClass = m / k;
   const ipc = o.ipc ?? decodedPerClass;
@@ -180,6 +179,42 @@ export function saveArtifact(
   return meta;
 }
 
+const positiveInt = z.number().int().positive();
+/** What loadArtifact reads from meta.json, checked before use (other fields pass through). */
+const metaSchema = z
+  .object({
+    format: z.string(),
+    formatVersion: positiveInt,
+    dataset: z
+      .object({
+        name: z.string().min(1),
+        classes: z.array(z.string()).min(1),
+        imageShape: z.tuple([positiveInt, positiveInt, positiveInt]),
+        checksum: z.string(),
+      })
+      .passthrough(),
+    preprocessing: z
+      .object({
+        mean: z.array(z.number()).min(1),
+        std: z.array(z.number().positive()).min(1),
+        zca: z.object({ eps: z.number().nonnegative() }).passthrough().nullable().optional(),
+      })
+      .passthrough(),
+    ipc: positiveInt,
+    decodedPerClass: positiveInt.optional(),
+    method: z.string(),
+    seed: z.number().int().nonnegative(),
+  })
+  .passthrough();
+
+function checkMeta(dir: string, raw: unknown): ArtifactMeta {
+  const r = metaSchema.safeParse(raw);
+  if (r.success) return raw as ArtifactMeta;
+  const issue = r.error.issues[0];
+  const where = issue.path.length ? issue.path.join('.') : 'its top level';
+  fail(dir, `meta.json ${where}: ${issue.message} (the file was edited or written by another tool)`);
+}
+
 function fail(dir: string, what: string): never {
   throw new ArtifactError(`${dir} is not a valid Distillery artifact: ${what}`);
 }
@@ -226,13 +261,21 @@ function checkDecodes(
 export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
   const metaPath = join(dir, 'meta.json');
   const tensorPath = join(dir, 'synthetic.safetensors');
+  if (!existsSync(metaPath) && existsSync(join(dir, 'run.json')))
+    fail(dir, `it is a run directory; its artifact is ${join(dir, 'artifact')}`);
   for (const p of [metaPath, tensorPath]) if (!existsSync(p)) fail(dir, `${p} is missing`);
-  let meta: ArtifactMeta;
+  let raw: unknown;
   try {
-    meta = JSON.parse(readFileSync(metaPath, 'utf8')) as ArtifactMeta;
+    raw = JSON.parse(readFileSync(metaPath, 'utf8'));
   } catch (e) {
     fail(dir, `meta.json is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
+  if ((raw as { format?: unknown } | null)?.format !== ARTIFACT_FORMAT)
+    fail(
+      dir,
+      `meta.json format is ${JSON.stringify((raw as { format?: unknown } | null)?.format)}, expected '${ARTIFACT_FORMAT}'`,
+    );
+  const meta = checkMeta(dir, raw);
   if (meta.format !== ARTIFACT_FORMAT)
     fail(dir, `meta.json format is ${JSON.stringify(meta.format)}, expected '${ARTIFACT_FORMAT}'`);
   if (meta.formatVersion > ARTIFACT_VERSION)
@@ -292,6 +335,8 @@ export function loadArtifact(dir: string, dataset?: Dataset): Artifact {
     }
   }
   const lr = tensors.lr ? tensors.lr.item() : null;
+  if (lr !== null && !Number.isFinite(lr))
+    fail(dir, `its learned learning rate is ${lr}; the run diverged, so distil again with a lower --lr`);
   const labelTargets = tensors.labelTargets;
   if (labelTargets) {
     if (labelTargets.ndim !== 2 || labelTargets.size(0) !== shape[0] || labelTargets.size(1) !== k)

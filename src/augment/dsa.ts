@@ -35,10 +35,16 @@ export const DSA_DEFAULTS: DsaOptions = {
   rotateDegrees: 15,
 };
 
-/** The reference strategy for a dataset: no flips for digits. */
+/** Built-in datasets whose reference strategy flips: natural images (flipping digits makes other digits). */
+const FLIPPED = ['fashion-mnist', 'cifar10', 'cifar100', 'tinyimagenet'];
+
+/**
+ * The reference strategy for a dataset: flips only for the built-in natural-image sets. Custom
+ * datasets (file:..., folder:...) get none, since a flip is wrong for digits and text; ask for one
+ * with methodConfig.dsaStrategy / evalAugment 'color_crop_cutout_flip_scale_rotate'.
+ */
 export function defaultStrategy(datasetName: string): string {
-  const digits = ['mnist', 'svhn'].includes(datasetName);
-  return digits ? 'color_crop_cutout_scale_rotate' : DSA_DEFAULTS.strategy;
+  return FLIPPED.includes(datasetName) ? DSA_DEFAULTS.strategy : 'color_crop_cutout_scale_rotate';
 }
 
 /** Parameters of one segment's draw; only those of its group are used. */

@@ -28,6 +28,13 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
 const program = new Command()
   .name('distillery')
   .description('Dataset distillation on libtorch, from TypeScript')
@@ -42,7 +49,7 @@ program
   .option('--ipc <n>', 'images per class', positiveInt, 10)
   .option('--preset <p>', "'quick' (minutes on a CPU) or 'paper' (the published settings)", 'quick')
   .option('--iterations <n>', 'outer iterations', nonNegativeInt)
-  .option('--lr <x>', 'learning rate of the synthetic images', Number)
+  .option('--lr <x>', 'learning rate of the synthetic images', positiveNumber)
   .option('--model <spec>', 'network spec, e.g. ConvNet, ConvNetBN')
   .option('--init <kind>', 'noise | real | herding | kcenter | forgetting')
   .option('--eval-runs <n>', 'networks trained to evaluate the result (0: skip evaluation)', nonNegativeInt)
@@ -63,10 +70,12 @@ program
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--experts <dir>', 'expert trajectories for mtt/tesla (from `distillery experts`)')
   .option('--json', 'one JSON object per line')
-  .action(async (o) => {
+  .action(async (o, cmd: Command) => {
     if (o.preset !== 'quick' && o.preset !== 'paper')
       throw new UsageError(`unknown preset '${o.preset}' (expected quick or paper)`);
-    await distillCommand(o);
+    // Which options the user typed (not defaults): --resume compares them with the run's settings.
+    const given = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+    await distillCommand({ ...o, given });
   });
 
 program
@@ -140,7 +149,7 @@ program
   )
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
   .option('--full-epochs <e>', 'epochs of the full-data baseline (one network; cached)', positiveInt, 2)
-  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--seed <s>', "random seed (default: the artifact's, as distill evaluated it)", nonNegativeInt)
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--json', 'one JSON object per line')
   .action((artifact: string, o) => evalCommand(artifact, o));
@@ -152,11 +161,11 @@ program
   .option('--model <spec>', 'network spec', 'ConvNet')
   .option('--experts <n>', 'number of expert networks', positiveInt, 10)
   .option('--epochs <e>', 'training epochs of each expert (one checkpoint per epoch)', positiveInt, 50)
-  .option('--lr <x>', 'SGD learning rate (no momentum, as the reference)', Number, 0.01)
+  .option('--lr <x>', 'SGD learning rate (no momentum, as the reference)', positiveNumber, 0.01)
   .option('--batch <n>', 'batch size', positiveInt, 256)
   .option('--no-augment', 'train without DSA augmentation')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
-  .option('--zca <eps>', 'ZCA-whiten the data (e.g. 0.1, as MTT does for CIFAR)', Number)
+  .option('--zca <eps>', 'ZCA-whiten the data (e.g. 0.1, as MTT does for CIFAR)', positiveNumber)
   .option(
     '--precision <p>',
     "'float32' (the reference), 'bfloat16' (mixed precision, about 2x faster where native) or 'auto'",

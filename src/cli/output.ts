@@ -81,3 +81,8 @@ export function createReporter(json: boolean): Reporter {
 export function pct(x: number): string {
   return `${(100 * x).toFixed(2)}`;
 }
+
+/** '54.80 +- 1.20' over several networks; one network's result says n=1, never '+- 0.00'. */
+export function scoreText(s: { mean: number; std: number; runs: number[] }, unit = ''): string {
+  return s.runs.length === 1 ? `${pct(s.mean)}${unit} (n=1)` : `${pct(s.mean)}${unit} +- ${pct(s.std)}`;
+}

@@ -8,9 +8,10 @@
 //
 // Training takes minutes to an hour on a CPU (40 passes over the training set), so the result is
 // cached per dataset, preprocessing, settings and seed (`selectionNetwork`).
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
+import { makeDirectory } from '../engine/files.js';
 import type { Dataset } from '../data/dataset.js';
 import { trainEpoch, type EpochOptions, type TrainingPrecision } from '../eval/index.js';
 import {
@@ -135,7 +136,7 @@ export function selectionNetwork(
   if (hit) return hit;
   onTrain?.(settings);
   const trained = trainFeatureNet(dataset, new E.Generator(seed), { ...settings, onEpoch });
-  mkdirSync(join(cacheDir(), 'selection'), { recursive: true });
+  makeDirectory(join(cacheDir(), 'selection'));
   E.tidy(() => {
     const tensors: Record<string, E.Tensor> = {
       params: flattenParams(trained.state),

@@ -74,7 +74,8 @@ export class Dataset {
     return this.#classIndices[c];
   }
   get smallestClassSize(): number {
-    return Math.min(...this.#classIndices.map((c) => c.length));
+    // A reduce, not Math.min(...sizes): a spread of 100k+ classes would overflow the stack.
+    return this.#classIndices.reduce((min, c) => Math.min(min, c.length), Infinity);
   }
 
   /**

@@ -1,8 +1,8 @@
 // The IDX format of MNIST and Fashion-MNIST (optionally gzipped): a magic number
 // (0x00 0x00 <type> <ndims>), ndims big-endian uint32 sizes, then the raw data.
-import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { DataError } from './errors.js';
+import { isOutputTooLarge, MAX_FILE_BYTES, readDataFile } from './files.js';
 
 export interface IdxArray {
   shape: number[];
@@ -13,16 +13,16 @@ const UBYTE = 0x08;
 
 /** Reads an unsigned-byte IDX file; `expectedDims` is 3 for images, 1 for labels. */
 export function readIdx(path: string, expectedDims: number): IdxArray {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(path);
-  } catch (e) {
-    throw new DataError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  let raw = readDataFile(path);
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
-      raw = gunzipSync(raw);
+      // Capped: a small gzip file can inflate to far more than memory holds.
+      raw = gunzipSync(raw, { maxOutputLength: MAX_FILE_BYTES });
     } catch (e) {
+      if (isOutputTooLarge(e))
+        throw new DataError(
+          `${path} decompresses to more than 2 GiB, more than an IDX dataset file holds: it is not an MNIST-like file`,
+        );
       throw new DataError(
         `${path} is a corrupt gzip file (${e instanceof Error ? e.message : String(e)}); download it again`,
       );
@@ -50,6 +50,12 @@ export function readIdx(path: string, expectedDims: number): IdxArray {
   if (raw.length - headerBytes < count) {
     throw new DataError(
       `${path} is truncated: the header announces ${count} bytes of data ([${shape.join(', ')}]), the file holds ${raw.length - headerBytes}`,
+    );
+  }
+  // Extra bytes mean the header does not describe the file (a wrong or damaged file).
+  if (raw.length - headerBytes > count) {
+    throw new DataError(
+      `${path} holds ${raw.length - headerBytes - count} bytes more than its header announces ([${shape.join(', ')}], ${count} bytes of data): the file is damaged or not this IDX array; download it again`,
     );
   }
   return { shape, data: new Uint8Array(raw.buffer, raw.byteOffset + headerBytes, count) };

@@ -99,9 +99,32 @@ function channelStats(images: E.Tensor): { mean: number[]; std: number[] } {
   }));
 }
 
+/** How to give a split images, by kind of dataset. */
+function splitHint(raw: RawDataset, split: 'train' | 'test'): string {
+  if (raw.name.startsWith('folder:'))
+    return split === 'test'
+      ? 'a seeded split holds out 20% of each class folder (rounded), so give some classes 3 or more images, or split the images yourself into train/<class>/ and test/<class>/ subfolders'
+      : 'every class folder (or train/<class>/ folder) needs at least one image';
+  if (raw.name.startsWith('file:'))
+    return `store at least one image in ${split}.images and its label in ${split}.labels, or store all samples as images/labels (20% are then held out for testing, the rest train)`;
+  return 'the dataset files are incomplete: download them again';
+}
+
+/**
+ * Refuses empty splits here: an empty train split would otherwise fail later as
+ * "preprocessing std must be positive, got [NaN]", an empty test split as NaN accuracy.
+ */
+function checkSplits(raw: RawDataset): void {
+  for (const split of ['train', 'test'] as const) {
+    if (raw[split].labels.length === 0)
+      throw new DataError(`the ${split} split of ${raw.name} is empty: ${splitHint(raw, split)}`);
+  }
+}
+
 /** Loads a dataset by name into model-input space. */
 export function loadDataset(name: string, o: LoadOptions = {}): Dataset {
   const raw = readRaw(name, o);
+  checkSplits(raw);
   const train = toTensor(raw.train, raw.shape);
   const test = toTensor(raw.test, raw.shape);
   let pre = o.preprocessing;

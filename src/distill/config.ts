@@ -109,6 +109,9 @@ export function deepMerge(
 ): Record<string, unknown> {
   const out = { ...base };
   for (const [k, v] of Object.entries(over)) {
+    // JSON.parse makes '__proto__' an own key; assigning it would swap out's prototype.
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype')
+      throw new ConfigError(`'${k}' is not a config key`);
     const b = out[k];
     const otherKind = isObject(v) && isObject(b) && 'kind' in v && 'kind' in b && v.kind !== b.kind;
     out[k] = isObject(v) && isObject(b) && !otherKind ? deepMerge(b, v) : v;

@@ -6,6 +6,7 @@
 // SIGINT), resume, and the final artifact. A killed run resumed from its last
 // checkpoint ends bit-identical to an uninterrupted one: all randomness flows
 // from one generator whose state is checkpointed with the images and optimizer.
+import { existsSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as E from '../engine/index.js';
 import { saveArtifact } from '../artifact/artifact.js';
@@ -14,6 +15,7 @@ import { loadDataset } from '../data/registry.js';
 import {
   defaultProtocol,
   evaluateSet,
+  evaluationSeed,
   randomSubsetBaseline,
   type Protocol,
   type Score,
@@ -100,6 +102,23 @@ export class Distiller {
   }
 
   async run(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
+    const fresh = !existsSync(this.runDir.path);
+    this.runDir.lock();
+    try {
+      return await this.runLocked(o);
+    } catch (e) {
+      // A start that failed before writing run.json leaves nothing behind to block the corrected rerun.
+      if (fresh && !existsSync(this.runDir.runJson)) {
+        this.runDir.unlock();
+        rmSync(this.runDir.path, { recursive: true, force: true });
+      }
+      throw e;
+    } finally {
+      this.runDir.unlock();
+    }
+  }
+
+  private async runLocked(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
     const { session, start } = this.setup(o);
     try {
       const protocol = this.protocol(session);
@@ -125,6 +144,19 @@ export class Distiller {
   /** Checks the dataset and config, creates or reopens the run directory, builds or restores the session. */
   private setup(o: { resume: boolean; dataset?: Dataset }): { session: Session; start: number } {
     const cfg = this.config;
+    // Checked under the lock: another process may have started a run here since the caller looked.
+    if (!o.resume && existsSync(this.runDir.runJson)) {
+      throw new DistillError(
+        `run directory ${this.runDir.path} already holds a run: resume it with --resume ${this.runDir.path}, or choose another --out`,
+      );
+    }
+    if (o.resume) {
+      const removed = this.runDir.removeStaleTempFiles();
+      if (removed.length)
+        this.hooks.onMessage?.(
+          `Removed ${removed.length} temp file(s) of an interrupted write: ${removed.join(', ')}`,
+        );
+    }
     const dataset = o.dataset ?? loadDataset(cfg.dataset, { dataDir: cfg.dataDir, zca: cfg.zca });
     if (cfg.ipc > dataset.smallestClassSize) {
       throw new DistillError(
@@ -204,7 +236,7 @@ export class Distiller {
         models: [protocol.evalModel],
         runs: this.config.evalRuns,
         protocol,
-        seed: this.config.seed + 1 + iteration,
+        seed: evaluationSeed(this.config.seed, iteration),
       });
     });
   }

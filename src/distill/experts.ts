@@ -7,7 +7,7 @@
 // Each epoch file is written atomically once the epoch is over, so an interrupted
 // run resumes from the last finished epoch of each expert (the generator state in
 // the file continues the random stream exactly).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { DSA, defaultStrategy } from '../augment/index.js';
@@ -22,7 +22,7 @@ import {
   unflattenParams,
   type ParamLayout,
 } from '../models/index.js';
-import { writeFileAtomic } from '../engine/files.js';
+import { makeDirectory, writeFileAtomic } from '../engine/files.js';
 
 export const EXPERTS_FORMAT = 'distillery-experts';
 
@@ -132,7 +132,7 @@ export function trainExperts(
       );
   }
   // Unchanged bytes unless the expert count changed.
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   const net = createNetwork(o.model, dataset.imageShape, dataset.numClasses);
   const dsa = manifest.training.dsaStrategy ? new DSA({ strategy: manifest.training.dsaStrategy }) : null;
@@ -143,7 +143,7 @@ export function trainExperts(
   for (let i = 0; i < o.experts; i++) {
     const have = Math.min(perExpert, finishedEpochs(dir, i));
     if (have === perExpert) continue;
-    mkdirSync(join(dir, `expert-${pad(i)}`), { recursive: true });
+    makeDirectory(join(dir, `expert-${pad(i)}`));
     // Each expert has its own stream, so experts are independent of how many came before.
     const gen = new E.Generator(o.seed * 100_003 + i);
     let state;

@@ -4,12 +4,12 @@
 // by up to ~30 points, so one fixed draw would hide most of the spread) and the
 // full training set, both measured with the same protocol and cached per dataset
 // x model x protocol.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { createNetwork } from '../models/index.js';
-import { writeFileAtomic } from '../engine/files.js';
+import { makeDirectory, writeFileAtomic } from '../engine/files.js';
 import { cacheDir, cacheName } from '../util/cache.js';
 import { trainAndTest, type Protocol, type TrainSet } from './protocol.js';
 
@@ -26,6 +26,14 @@ export interface EvaluationOptions {
   seed: number;
   /** Called after each trained network (for progress bars). */
   onRun?: (model: string, run: number, accuracy: number) => void;
+}
+
+/**
+ * The evaluation seed of a set distilled with run seed `seed`, evaluated after `iteration` iterations:
+ * one derivation for `distill`'s own evaluations and `distillery eval`, so both score an artifact alike.
+ */
+export function evaluationSeed(seed: number, iteration: number): number {
+  return seed + 1 + iteration;
 }
 
 export function summarize(runs: number[]): Score {
@@ -64,7 +72,7 @@ function cached<T>(key: unknown, compute: () => T): T {
     }
   }
   const value = compute();
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   writeFileAtomic(file, JSON.stringify({ key, value }));
   return value;
 }

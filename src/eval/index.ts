@@ -22,6 +22,7 @@ export {
 } from './protocol.js';
 export {
   evaluateSet,
+  evaluationSeed,
   evaluateSubsets,
   randomSubsetBaseline,
   fullDataBaseline,

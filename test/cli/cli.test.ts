@@ -88,7 +88,7 @@ test('coreset then eval, end to end on a small image folder', () => {
   assert.equal(result.type, 'result');
   assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.distilled.ConvNetW32.mean <= 1);
   assert.equal(result.protocol.ConvNetW32.precision, 'bfloat16');
-  assert.equal(result.protocol.ConvNetW32.augment, 'color_crop_cutout_flip_scale_rotate');
+  assert.equal(result.protocol.ConvNetW32.augment, 'color_crop_cutout_scale_rotate');
   // DC's protocol on ConvNetBN: crop_noise (get_daparam names exactly that model), 1000 epochs unless given.
   const dc = (extra: string[]) =>
     cli(['eval', out, '--runs', '1', '--no-baselines', '--models', 'ConvNetBN', '--json', ...extra]);
@@ -97,7 +97,7 @@ test('coreset then eval, end to end on a small image folder', () => {
   const proto = JSON.parse(r.stdout.trim().split('\n').pop() as string).protocol.ConvNetBN;
   assert.equal(proto.augment, 'dc:crop_noise');
   const dsa = JSON.parse(dc(['--augment', 'dsa', '--epochs', '1']).stdout.trim().split('\n').pop() as string);
-  assert.equal(dsa.protocol.ConvNetBN.augment, 'color_crop_cutout_flip_scale_rotate');
+  assert.equal(dsa.protocol.ConvNetBN.augment, 'color_crop_cutout_scale_rotate');
   const none = JSON.parse(dc(['--no-augment', '--epochs', '1']).stdout.trim().split('\n').pop() as string);
   assert.equal(none.protocol.ConvNetBN.augment, 'none');
   const bad = dc(['--augment', 'dc:spin']);

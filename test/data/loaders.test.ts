@@ -185,6 +185,11 @@ test('SVHN: column-major X becomes NCHW, label 10 becomes digit 0', () => {
   assert.deepEqual(ds.train.labels.toNumbers().slice(0, 3), [0, 1, 2]);
   // image 1, channel 2, row 3, column 4: (3 + 8 + 10 + 1) / 255
   assertClose(ds.train.images.select(0, 1).select(0, 2).select(0, 3).select(0, 4), [22 / 255], 1e-6);
+  write('test_32x32.mat', [10, 1.5]);
+  assert.throws(
+    () => loadDataset('svhn', { dataDir: dir }),
+    /test_32x32\.mat: label 1\.5 of image 1 is not an integer in 1\.\.10/,
+  );
 });
 
 test('Tiny ImageNet folder layout (train/<wnid>/images, val annotations)', () => {

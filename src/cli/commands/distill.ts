@@ -13,7 +13,8 @@ import {
 } from '../../distill/config.js';
 import { Distiller } from '../../distill/distiller.js';
 import { RunDir } from '../../distill/rundir.js';
-import { createReporter, pct, UsageError } from '../output.js';
+import { createReporter, scoreText, UsageError } from '../output.js';
+import type { Score } from '../../eval/index.js';
 
 export interface DistillCommandOptions {
   dataset: string;
@@ -37,12 +38,18 @@ export interface DistillCommandOptions {
   /** Expert trajectories for mtt/tesla (methodConfig.experts). */
   experts?: string;
   json?: boolean;
+  /** Option names typed on the command line (not defaults); with --resume they must match the run. */
+  given?: string[];
 }
 
-/** Config values given explicitly on the command line. */
+/**
+ * Config values given explicitly on the command line: all of dataset/method/ipc/seed for a new run,
+ * only the typed ones when resuming (their defaults must not override the run's settings).
+ */
 function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, unknown> {
   const flags: Record<string, unknown> = {};
-  if (all) Object.assign(flags, { dataset: o.dataset, method: o.method, ipc: o.ipc, seed: o.seed });
+  for (const key of ['dataset', 'method', 'ipc', 'seed'] as const)
+    if (all || o.given?.includes(key)) flags[key] = o[key];
   if (o.dataDir) flags.dataDir = o.dataDir;
   if (o.iterations !== undefined) flags.iterations = o.iterations;
   if (o.model) flags.model = o.model;
@@ -66,11 +73,36 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
     } catch {
       // not JSON: keep the string
     }
-    let node = flags;
-    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
-    node[path[path.length - 1]] = value;
+    setPath(flags, path, value, assignment);
   }
   return flags;
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Every key inside a JSON value (JSON.parse makes '__proto__' an own key). */
+function nestedKeys(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) => [k, ...nestedKeys(v)]);
+}
+
+/** flags.a.b.c = value for `--set a.b.c=value`, refusing prototype keys and paths through a value. */
+function setPath(flags: Record<string, unknown>, path: string[], value: unknown, assignment: string): void {
+  const bad = [...path, ...nestedKeys(value)].find((k) => k === '' || FORBIDDEN_KEYS.has(k));
+  if (bad !== undefined)
+    throw new UsageError(
+      `--set ${assignment}: '${bad}' is not a config key (see \`distillery methods <name>\`)`,
+    );
+  let node = flags;
+  path.slice(0, -1).forEach((key, i) => {
+    const next = Object.hasOwn(node, key) ? node[key] : (node[key] = {});
+    if (typeof next !== 'object' || next === null || Array.isArray(next))
+      throw new UsageError(
+        `--set ${assignment}: ${path.slice(0, i + 1).join('.')} is a value (${JSON.stringify(next)}), not a group of settings`,
+      );
+    node = next as Record<string, unknown>;
+  });
+  node[path[path.length - 1]] = value;
 }
 
 function asUsage<T>(fn: () => T): T {
@@ -103,12 +135,19 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     runDir = new RunDir(o.resume);
     if (!existsSync(runDir.runJson))
       throw new UsageError(`--resume ${o.resume}: not a run directory (no run.json)`);
-    // Flags given with --resume must agree with the run's configuration; the Distiller reports any difference.
-    config = asUsage(() =>
-      resolveConfig(
-        deepMerge(runDir.readRecord().config as unknown as Record<string, unknown>, flagOverrides(o, false)),
-      ),
-    );
+    for (const flag of ['preset', 'out'] as const)
+      if (o.given?.includes(flag))
+        throw new UsageError(
+          `--${flag} cannot be combined with --resume: a resumed run keeps its settings and directory`,
+        );
+    // Flags given with --resume must agree with the run's configuration; the Distiller reports any
+    // other difference. A different method is named here, before its settings fail to validate.
+    const recorded = runDir.readRecord().config as unknown as Record<string, unknown>;
+    if (o.given?.includes('method') && o.method !== recorded.method)
+      throw new Error(
+        `cannot resume ${runDir.path} with a different configuration: method: ${JSON.stringify(recorded.method)} (run) vs ${JSON.stringify(o.method)} (now)`,
+      );
+    config = asUsage(() => resolveConfig(deepMerge(recorded, flagOverrides(o, false))));
   } else {
     const built = buildConfig(o);
     config = built.config;
@@ -160,8 +199,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       return;
     }
     const { model, protocol } = r.evaluation;
-    const fmt = (s: { mean: number; std: number } | undefined) =>
-      s ? `${pct(s.mean)}% +- ${pct(s.std)}` : 'not evaluated';
+    const fmt = (s: Score | undefined) => (s ? scoreText(s, '%') : 'not evaluated');
     const soft = r.softLabels ? ', soft labels (soft cross-entropy)' : '';
     const lines = [
       `Distilled set: ${r.artifact}`,

@@ -5,6 +5,7 @@ import { loadDataset } from '../../data/registry.js';
 import {
   defaultProtocol,
   evaluateSet,
+  evaluationSeed,
   fullDataBaseline,
   randomSubsetBaseline,
   targetTrainSet,
@@ -16,7 +17,7 @@ import {
 } from '../../eval/index.js';
 import { referenceEvalModel } from '../../distill/method.js';
 import { METHODS } from '../../distill/registry.js';
-import { createReporter, parsePrecision, pct, UsageError } from '../output.js';
+import { createReporter, parsePrecision, pct, scoreText, UsageError } from '../output.js';
 
 export interface EvalCommandOptions {
   models?: string;
@@ -32,13 +33,24 @@ export interface EvalCommandOptions {
   targetLoss?: string;
   baselines: boolean;
   fullEpochs: number;
-  seed: number;
+  /** Default: the artifact's run seed, so the scores reproduce `distill`'s evaluation. */
+  seed?: number;
   dataDir?: string;
   json?: boolean;
 }
 
 function fmt(s: Score | undefined): string {
-  return s ? `${pct(s.mean)} +- ${pct(s.std)}` : '-';
+  return s ? scoreText(s) : '-';
+}
+
+function parseModels(list: string): string[] {
+  const models = list
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
+  if (!models.length)
+    throw new UsageError(`--models: no model names in '${list}' (e.g. --models ConvNet,ConvNetBN)`);
+  return models;
 }
 
 function parseTargetLoss(s: string | undefined): TargetLoss {
@@ -52,6 +64,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const out = createReporter(o.json ?? false);
   const precision = parsePrecision(o.precision);
   const targetLoss = parseTargetLoss(o.targetLoss);
+  const givenModels = o.models !== undefined ? parseModels(o.models) : undefined;
   // Peek at the artifact's meta first: the dataset is loaded with the artifact's own preprocessing.
   const probe = loadArtifact(artifactDir);
   const dataset = loadDataset(probe.meta.dataset.name, {
@@ -61,12 +74,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const art = loadArtifact(artifactDir, dataset);
   // Defaults: what the producing method's reference evaluates with (coresets: DSA on eval mode 'S').
   const method = METHODS.find((m) => m.name === art.meta.method);
-  const models = o.models
-    ? o.models
-        .split(',')
-        .map((m) => m.trim())
-        .filter(Boolean)
-    : [referenceEvalModel(method, art.meta.model)];
+  const models = givenModels ?? [referenceEvalModel(method, art.meta.model)];
   const given = o.augment === 'true' ? true : o.augment === 'false' ? false : o.augment;
   const choice = given ?? (method?.defaults.evalAugment as AugmentChoice | undefined) ?? true;
   // DC's rule depends on the model (crop_noise for ConvNetBN), so each model has its own protocol.
@@ -107,12 +115,16 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const set: TrainSet = art.labelTargets
     ? { ...targetTrainSet(art.images, art.labelTargets, targetLoss), lr }
     : { images: art.images, labels: art.labels, lr };
+  // The same derivation as distill's final evaluation (eval/evaluate.ts evaluationSeed).
+  const runSeed = o.seed ?? art.meta.seed;
+  const iterations = (art.meta.config as { iterations?: unknown }).iterations;
+  const setSeed = evaluationSeed(runSeed, typeof iterations === 'number' ? iterations : 0);
   const distilled: Record<string, Score> = {};
   const random: Record<string, Score> = {};
   const full: Record<string, Score> = {};
   models.forEach((m, i) => {
-    const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: o.seed, onRun };
-    Object.assign(distilled, evaluateSet(dataset, set, opts));
+    const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: runSeed, onRun };
+    Object.assign(distilled, evaluateSet(dataset, set, { ...opts, seed: setSeed }));
     if (!o.baselines) return;
     Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
     Object.assign(full, fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }));

@@ -8,18 +8,24 @@ import { writeFileAtomic } from '../../engine/files.js';
 
 export function showCommand(dir: string, o: { open?: boolean }): void {
   const path = join(dir, 'grid.png');
-  if (!existsSync(path)) {
-    const art = loadArtifact(dir);
-    writeFileAtomic(
-      path,
-      gridPng(
-        art.preprocessing.invert(
-          gridImages(art.images, art.meta.dataset.classes.length, art.meta.decodedPerClass),
+  // Validated even when the grid exists: a grid beside a broken artifact is not a good artifact.
+  const art = loadArtifact(dir);
+  try {
+    if (!existsSync(path))
+      writeFileAtomic(
+        path,
+        gridPng(
+          art.preprocessing.invert(
+            gridImages(art.images, art.meta.dataset.classes.length, art.meta.decodedPerClass),
+          ),
+          art.meta.dataset.classes.length,
+          Math.min(art.meta.decodedPerClass, GRID_COLUMNS),
         ),
-        art.meta.dataset.classes.length,
-        Math.min(art.meta.decodedPerClass, GRID_COLUMNS),
-      ),
-    );
+      );
+  } finally {
+    art.images.dispose();
+    art.labels.dispose();
+    art.labelTargets?.dispose();
   }
   console.log(path);
   if (o.open)

@@ -1,8 +1,9 @@
 // CIFAR-10 and CIFAR-100, binary versions: fixed-size records of label byte(s)
 // followed by 3072 pixel bytes already in C x H x W order.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
+import { readDataFile } from '../files.js';
 import type { RawDataset, RawSplit } from './raw.js';
 
 const PIXELS = 3 * 32 * 32;
@@ -37,7 +38,7 @@ function locate(dataDir: string | undefined, name: string, folder: string, files
 function readRecords(paths: string[], labelBytes: number, labelOffset: number, numClasses: number): RawSplit {
   const record = labelBytes + PIXELS;
   const buffers = paths.map((p) => {
-    const b = readFileSync(p);
+    const b = readDataFile(p);
     if (b.length === 0 || b.length % record !== 0) {
       throw new DataError(
         `${p} is corrupt: ${b.length} bytes is not a whole number of ${record}-byte records`,
@@ -65,7 +66,8 @@ function readRecords(paths: string[], labelBytes: number, labelOffset: number, n
 
 function classNames(path: string, expected: number, fallback: string[] | null): string[] {
   if (existsSync(path)) {
-    const names = readFileSync(path, 'utf8')
+    const names = readDataFile(path)
+      .toString('utf8')
       .split(/\r?\n/)
       .map((s) => s.trim())
       .filter(Boolean);

@@ -2,6 +2,7 @@
 // files are): top-level, optionally zlib-compressed, miMATRIX elements.
 import { inflateSync } from 'node:zlib';
 import { DataError } from '../errors.js';
+import { isOutputTooLarge, MAX_FILE_BYTES } from '../files.js';
 
 export interface MatArray {
   /** MATLAB dimensions, column-major order of `data`. */
@@ -80,8 +81,13 @@ export function readMatV5(raw: Buffer, path: string): Map<string, MatArray> {
     if (el.type === MI_COMPRESSED) {
       let inner: Buffer;
       try {
-        inner = inflateSync(raw.subarray(el.start, el.start + el.size));
+        // Capped: a small compressed element can inflate to far more than memory holds.
+        inner = inflateSync(raw.subarray(el.start, el.start + el.size), { maxOutputLength: MAX_FILE_BYTES });
       } catch (e) {
+        if (isOutputTooLarge(e))
+          throw new DataError(
+            `${path}: a compressed element at byte ${at} inflates to more than 2 GiB, more than a dataset variable may have`,
+          );
         throw new DataError(
           `${path}: a compressed element at byte ${at} is corrupt (${e instanceof Error ? e.message : String(e)})`,
         );

@@ -1,13 +1,14 @@
 // SVHN cropped digits, format 2: train_32x32.mat / test_32x32.mat with
 // X [32, 32, 3, N] uint8 (column-major) and y [N, 1] with labels 1..10 (10 is digit 0).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
+import { readDataFile } from '../files.js';
 import { readMatV5 } from './matv5.js';
 import type { RawDataset, RawSplit } from './raw.js';
 
 function readSplit(path: string): RawSplit {
-  const vars = readMatV5(readFileSync(path), path);
+  const vars = readMatV5(readDataFile(path), path);
   const X = vars.get('X');
   const y = vars.get('y');
   if (!X || !y)
@@ -30,7 +31,9 @@ function readSplit(path: string): RawSplit {
     }
   }
   const labels = Int32Array.from(y.data, (v, i) => {
-    if (!(v >= 1 && v <= 10)) throw new DataError(`${path}: label ${v} of image ${i} is outside 1..10`);
+    // Integers only: a label of 1.5 would otherwise be truncated to digit 1.
+    if (!(Number.isInteger(v) && v >= 1 && v <= 10))
+      throw new DataError(`${path}: label ${v} of image ${i} is not an integer in 1..10 (10 is digit 0)`);
     return v === 10 ? 0 : v;
   });
   return { pixels, labels };

@@ -1,9 +1,10 @@
 // Tiny ImageNet in its official layout: tiny-imagenet-200/wnids.txt, words.txt,
 // train/<wnid>/images/*.JPEG and val/images/*.JPEG with val/val_annotations.txt.
 // The labelled val split serves as the test split (test/ has no labels).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
+import { readDataFile } from '../files.js';
 import { decodeImage, writeChw } from './images.js';
 import type { RawDataset, RawSplit } from './raw.js';
 
@@ -31,14 +32,15 @@ export function readTinyImageNet(dataDir?: string): RawDataset {
     throw new DataError(
       `dataset 'tinyimagenet' is not available: missing ${join(dataDir, 'tiny-imagenet-200', 'wnids.txt')}`,
     );
-  const wnids = readFileSync(join(root, 'wnids.txt'), 'utf8')
+  const wnids = readDataFile(join(root, 'wnids.txt'))
+    .toString('utf8')
     .split(/\r?\n/)
     .map((s) => s.trim())
     .filter(Boolean);
   const index = new Map(wnids.map((w, i) => [w, i]));
   const words = new Map<string, string>();
   if (existsSync(join(root, 'words.txt'))) {
-    for (const line of readFileSync(join(root, 'words.txt'), 'utf8').split(/\r?\n/)) {
+    for (const line of readDataFile(join(root, 'words.txt')).toString('utf8').split(/\r?\n/)) {
       const [w, name] = line.split('\t');
       if (w && name) words.set(w, name.split(',')[0].trim());
     }
@@ -61,7 +63,7 @@ export function readTinyImageNet(dataDir?: string): RawDataset {
   if (!existsSync(annotations)) throw new DataError(`tinyimagenet: ${annotations} is missing`);
   const valFiles: string[] = [];
   const valLabels: number[] = [];
-  for (const line of readFileSync(annotations, 'utf8').split(/\r?\n/)) {
+  for (const line of readDataFile(annotations).toString('utf8').split(/\r?\n/)) {
     const [file, wnid] = line.split('\t');
     if (!file) continue;
     const c = index.get(wnid);

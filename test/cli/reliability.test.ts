@@ -1,0 +1,139 @@
+// What a careless or hostile user meets at the command line (issue 16): changed settings on resume,
+// empty model lists, prototype keys, bad numbers, broken artifacts, failed starts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as E from '../../src/engine/index.js';
+import { scoreText } from '../../src/cli/output.js';
+import { tempDir, writePng } from '../fixtures.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const cache = tempDir('rel-cache');
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DISTILLERY_CACHE: cache },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function folderDataset(): string {
+  const root = tempDir('rel-data');
+  for (const [c, x0] of [
+    ['left', 0],
+    ['right', 8],
+  ] as const) {
+    mkdirSync(join(root, c));
+    for (let i = 0; i < 6; i++)
+      writePng(join(root, c, `${i}.png`), 16, 16, (x) =>
+        x >= x0 && x < x0 + 8 ? [200 + i, 200, 200] : [0, 0, 0],
+      );
+  }
+  return root;
+}
+
+const data = folderDataset();
+const base = (out: string) => ['distill', '--dataset', data, '--ipc', '1', '--iterations', '2', '--out', out];
+
+test('resume refuses every changed setting, naming it; --preset and --out cannot change a run', () => {
+  const out = join(tempDir('rel-run'), 'run');
+  const first = cli([...base(out), '--iterations', '2', '--eval-runs', '0']);
+  assert.equal(first.status, 0, first.stderr);
+  for (const [flag, value, key] of [
+    ['--ipc', '2', 'ipc'],
+    ['--seed', '5', 'seed'],
+    ['--method', 'dc', 'method'],
+  ]) {
+    const r = cli(['distill', '--resume', out, flag, value]);
+    assert.equal(r.status, 1, `${flag}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${key}: .* \\(run\\) vs .* \\(now\\)`), flag);
+  }
+  const preset = cli(['distill', '--resume', out, '--preset', 'paper']);
+  assert.equal(preset.status, 2);
+  assert.match(preset.stderr, /--preset cannot be combined with --resume/);
+  // The same values as the run's are no change.
+  const same = cli(['distill', '--resume', out, '--ipc', '1', '--seed', '0', '--json']);
+  assert.equal(same.status, 0, same.stderr);
+  // A second fresh run into the same directory is refused.
+  const again = cli([...base(out), '--eval-runs', '0']);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /already holds a run: resume it with --resume/);
+});
+
+test('a failed start leaves no directory behind, so the corrected rerun works', () => {
+  const out = join(tempDir('rel-fail'), 'run');
+  const r = cli(['distill', '--dataset', data, '--method', 'mtt', '--ipc', '1', '--out', out]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /experts: set methodConfig\.experts to a directory made by `distillery experts`/);
+  assert.equal(existsSync(out), false, 'no run directory after a failed start');
+});
+
+test('--set refuses prototype keys and paths through a value; numbers are checked', () => {
+  const out = join(tempDir('rel-set'), 'run');
+  const proto = cli([...base(out), '--set', '__proto__.polluted=1']);
+  assert.equal(proto.status, 2);
+  assert.match(proto.stderr, /--set __proto__\.polluted=1: '__proto__' is not a config key/);
+  const nested = cli([...base(out), '--set', 'constructor.prototype.x=1']);
+  assert.equal(nested.status, 2);
+  const json = cli([...base(out), '--set', 'methodConfig={"__proto__":{"polluted":1}}']);
+  assert.equal(json.status, 2);
+  assert.match(json.stderr, /'__proto__' is not a config key/);
+  const through = cli([...base(out), '--set', 'iterations.x=1']);
+  assert.equal(through.status, 2);
+  assert.match(through.stderr, /--set iterations\.x=1: iterations is a value \(2\), not a group of settings/);
+  const lr = cli([...base(out), '--lr', 'abc']);
+  assert.equal(lr.status, 2);
+  assert.match(lr.stderr, /expected a positive number, got 'abc'/);
+  assert.equal(existsSync(out), false);
+});
+
+test('eval and show: empty model lists, run directories, broken meta.json and a NaN learned lr are clear errors', () => {
+  const out = join(tempDir('rel-art'), 'run');
+  const r = cli([...base(out), '--eval-runs', '0']);
+  assert.equal(r.status, 0, r.stderr);
+  const art = join(out, 'artifact');
+  const none = cli(['eval', art, '--models', ',']);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /--models: no model names in ','/);
+  const runDir = cli(['eval', out]);
+  assert.equal(runDir.status, 1);
+  assert.match(runDir.stderr, /it is a run directory; its artifact is .*run\/artifact/);
+
+  const broken = (edit: (meta: Record<string, unknown>) => void) => {
+    const dir = join(tempDir('rel-broken'), 'artifact');
+    cpSync(art, dir, { recursive: true });
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Record<string, unknown>;
+    edit(meta);
+    writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+    return dir;
+  };
+  const noDataset = cli(['eval', broken((m) => delete m.dataset)]);
+  assert.equal(noDataset.status, 1);
+  assert.match(noDataset.stderr, /meta\.json dataset: Required/);
+  const badPre = cli(['eval', broken((m) => (m.preprocessing = { mean: 'x' }))]);
+  assert.match(badPre.stderr, /meta\.json preprocessing\.mean: Expected array, received string/);
+  // show validates the artifact even when grid.png is already there.
+  const shown = broken((m) => delete m.dataset);
+  assert.ok(existsSync(join(shown, 'grid.png')));
+  const show = cli(['show', shown]);
+  assert.equal(show.status, 1);
+  assert.match(show.stderr, /not a valid Distillery artifact/);
+
+  const nanLr = join(tempDir('rel-nan'), 'artifact');
+  cpSync(art, nanLr, { recursive: true });
+  const file = join(nanLr, 'synthetic.safetensors');
+  const { tensors, metadata } = E.loadSafetensors(file);
+  E.saveSafetensors(file, { ...tensors, lr: E.tensor([NaN]) }, metadata);
+  const lr = cli(['eval', nanLr]);
+  assert.equal(lr.status, 1);
+  assert.match(lr.stderr, /learned learning rate is NaN; the run diverged/);
+});
+
+test('one network is reported as n=1, never +- 0.00', () => {
+  assert.equal(scoreText({ mean: 0.548, std: 0, runs: [0.548] }, '%'), '54.80% (n=1)');
+  assert.equal(scoreText({ mean: 0.5, std: 0.01, runs: [0.49, 0.51] }), '50.00 +- 1.00');
+});
