@@ -67,6 +67,7 @@ program
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
   .option('--out <dir>', 'run directory (default runs/<method>-<dataset>-ipc<n>-seed<s>)')
   .option('--resume <run-dir>', 'continue an interrupted run from its last checkpoint')
+  .option('--dry-run', 'print the resolved config and a time estimate measured on this machine; run nothing')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--experts <dir>', 'expert trajectories for mtt/tesla (from `distillery experts`)')
   .option('--json', 'one JSON object per line')

@@ -1,7 +1,7 @@
 // The full configuration of a distillation run, validated with defaults, and
 // the presets (data files: presets/<method>/<dataset>-ipc<N>.json holding a
 // `paper` and a `quick` entry) that fill it.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ModelSpecError } from '../models/index.js';
@@ -91,6 +91,60 @@ export function loadPreset(
   return all[name];
 }
 
+/** The preset files of a method, as (dataset, ipc) pairs. */
+function presetFiles(method: string): { dataset: string; ipc: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(`${PRESET_DIR}${method}`);
+  } catch {
+    return [];
+  }
+  return names.flatMap((n) => {
+    const m = /^(.+)-ipc(\d+)\.json$/.exec(n);
+    return m ? [{ dataset: m[1], ipc: Number(m[2]) }] : [];
+  });
+}
+
+/**
+ * The preset to derive from when none exists for this dataset x IPC: the same dataset's (else
+ * MNIST's, the smallest images) at the nearest IPC on a log scale (ties: the smaller IPC). So `quick`
+ * stays quick for any IPC and for custom datasets, instead of falling back to paper-scale defaults.
+ */
+export function nearestPreset(
+  method: string,
+  dataset: string,
+  ipc: number,
+): { dataset: string; ipc: number } | null {
+  const files = presetFiles(method);
+  const own = files.filter((f) => f.dataset === dataset);
+  const pool = own.length ? own : files.filter((f) => f.dataset === 'mnist');
+  if (!pool.length) return null;
+  const distance = (f: { ipc: number }) => Math.abs(Math.log(f.ipc / ipc));
+  return pool.reduce((best, f) =>
+    distance(f) < distance(best) || (distance(f) === distance(best) && f.ipc < best.ipc) ? f : best,
+  );
+}
+
+/** A preset entry for a dataset x IPC without its own file (see nearestPreset); null if the method has none. */
+function derivedPreset(
+  method: string,
+  dataset: string,
+  ipc: number,
+  name: PresetName,
+): { preset: Record<string, unknown>; from: string } | null {
+  const near = nearestPreset(method, dataset, ipc);
+  if (!near) return null;
+  const preset = loadPreset(method, near.dataset, near.ipc, name);
+  if (!preset) return null;
+  if (near.dataset !== dataset && isObject(preset.methodConfig)) {
+    // Another dataset's expert trajectories do not fit this one: the user names theirs.
+    const rest = { ...preset.methodConfig };
+    delete rest.experts;
+    return { preset: { ...preset, methodConfig: rest }, from: presetPath(method, near.dataset, near.ipc) };
+  }
+  return { preset, from: presetPath(method, near.dataset, near.ipc) };
+}
+
 function issues(e: z.ZodError): string {
   return e.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
 }
@@ -174,12 +228,19 @@ export interface LayerOptions {
  * @example layeredConfig({ method: 'dm', dataset: 'mnist', ipc: 10, preset: 'quick', overrides: { seed: 1 } })
  */
 export function layeredConfig(o: LayerOptions): { config: DistillConfig; note: string } {
-  const preset = o.preset ? loadPreset(o.method, o.dataset, o.ipc, o.preset) : null;
-  const note = preset
+  let preset = o.preset ? loadPreset(o.method, o.dataset, o.ipc, o.preset) : null;
+  let note = preset
     ? `preset '${o.preset}' from ${presetPath(o.method, o.dataset, o.ipc)}`
-    : o.preset
-      ? `no preset file for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults`
-      : "the method's defaults";
+    : "the method's defaults";
+  if (!preset && o.preset === 'quick') {
+    const derived = derivedPreset(o.method, o.dataset, o.ipc, 'quick');
+    if (derived) {
+      preset = derived.preset;
+      note = `preset 'quick' derived from ${derived.from} (no file for ${o.dataset} at ipc ${o.ipc})`;
+    }
+  }
+  if (!preset && o.preset)
+    note = `no '${o.preset}' preset for ${o.method} x ${o.dataset} x ipc ${o.ipc}; using the method's defaults (the published, paper-scale settings)`;
   const base = { method: o.method, dataset: o.dataset, ipc: o.ipc };
   return { config: resolveConfig(deepMerge(deepMerge(preset ?? {}, base), o.overrides ?? {})), note };
 }

@@ -44,6 +44,7 @@ export function summarize(runs: number[]): Score {
 
 /** Trains `runs` networks per model on `train` and reports test accuracy per model. */
 export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOptions): Record<string, Score> {
+  checkTestSplit(dataset);
   const out: Record<string, Score> = {};
   o.models.forEach((model, m) => {
     const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
@@ -60,6 +61,18 @@ export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOpti
   return out;
 }
 
+function allFinite(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value !== 'object' || value === null) return true;
+  return Object.values(value).every(allFinite);
+}
+
+/** Evaluation needs test images: accuracy over none is NaN. */
+function checkTestSplit(dataset: Dataset): void {
+  if (dataset.test.images.size(0) === 0)
+    throw new Error(`${dataset.name} has no test images, so nothing can be evaluated; give it a test split`);
+}
+
 function cached<T>(key: unknown, compute: () => T): T {
   const dir = join(cacheDir(), 'baselines');
   const file = join(dir, `${cacheName(key)}.json`);
@@ -72,7 +85,9 @@ function cached<T>(key: unknown, compute: () => T): T {
     }
   }
   const value = compute();
-  makeDirectory(dir);
+  // A NaN is a failure, not a baseline: never cached (JSON would even write it as null).
+  if (!allFinite(value)) throw new Error(`baseline evaluation gave a non-finite result: ${JSON.stringify(value)}`);
+    makeDirectory(dir);
   writeFileAtomic(file, JSON.stringify({ key, value }));
   return value;
 }
@@ -87,6 +102,7 @@ export function evaluateSubsets(
   pick: (run: number) => number[],
   o: EvaluationOptions,
 ): Record<string, Score> {
+  checkTestSplit(dataset);
   const out: Record<string, Score> = {};
   o.models.forEach((model, m) => {
     const net = createNetwork(model, dataset.imageShape, dataset.numClasses);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { scoreText } from '../../src/cli/output.js';
+import { layeredConfig } from '../../src/distill/config.js';
 import { tempDir, writePng } from '../fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -136,4 +137,37 @@ test('eval and show: empty model lists, run directories, broken meta.json and a 
 test('one network is reported as n=1, never +- 0.00', () => {
   assert.equal(scoreText({ mean: 0.548, std: 0, runs: [0.548] }, '%'), '54.80% (n=1)');
   assert.equal(scoreText({ mean: 0.5, std: 0.01, runs: [0.49, 0.51] }), '50.00 +- 1.00');
+});
+
+test('quick stays quick for any IPC and custom datasets (derived from the nearest preset); paper says it is paper-scale', () => {
+  const at = (dataset: string, ipc: number, preset: 'quick' | 'paper' = 'quick') =>
+    layeredConfig({ method: 'dm', dataset, ipc, preset });
+  const twenty = at('mnist', 20);
+  assert.equal(twenty.config.iterations, at('mnist', 10).config.iterations);
+  assert.match(twenty.note, /derived from .*presets\/dm\/mnist-ipc10\.json \(no file for mnist at ipc 20\)/);
+  assert.match(at('mnist', 3).note, /mnist-ipc1\.json/, 'nearest on a log scale: 3 is nearer 1 than 10');
+  const custom = at(data, 7);
+  assert.equal(custom.config.iterations, at('mnist', 10).config.iterations);
+  assert.equal(custom.config.evalRuns, 1);
+  // Another dataset's experts are not carried over to a custom dataset.
+  assert.throws(
+    () => layeredConfig({ method: 'mtt', dataset: data, ipc: 1, preset: 'quick' }),
+    /experts: set methodConfig\.experts to a directory made by `distillery experts`/,
+  );
+  assert.match(
+    at('mnist', 20, 'paper').note,
+    /using the method's defaults \(the published, paper-scale settings\)/,
+  );
+});
+
+test('--dry-run prints the resolved config and a measured estimate, and writes nothing', () => {
+  const out = join(tempDir('rel-dry'), 'run');
+  const r = cli([...base(out), '--dry-run', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.equal(result.dryRun, true);
+  assert.equal(result.config.iterations, 2);
+  assert.ok(result.estimate.secondsPerIteration > 0 && result.estimate.distillSeconds > 0);
+  assert.ok(Number.isFinite(result.estimate.evaluationSeconds));
+  assert.equal(existsSync(out), false);
 });

@@ -187,3 +187,16 @@ test('an empty train or test split is a clear error at load time', () => {
   const one = tensorFile({ images: uint8Images(1), labels: longLabels([0]) });
   assert.throws(() => loadDataset(one), /the train split of .* is empty/);
 });
+
+test('test images shaped differently from the train images are refused, naming both shapes', () => {
+  const path = tensorFile({
+    'train.images': uint8Images(4),
+    'train.labels': longLabels([0, 1, 0, 1]),
+    'test.images': E.zeros([2, 1, 3, 3]).to('uint8'),
+    'test.labels': longLabels([0, 1]),
+  });
+  assert.throws(
+    () => loadDataset(path),
+    /test images are \[1, 3, 3\] each but train images \[1, 2, 2\]; store both splits at one size/,
+  );
+});

@@ -12,6 +12,8 @@ import {
   type PresetName,
 } from '../../distill/config.js';
 import { Distiller } from '../../distill/distiller.js';
+import { estimateRun } from '../../distill/estimate.js';
+import { loadDataset } from '../../data/registry.js';
 import { RunDir } from '../../distill/rundir.js';
 import { createReporter, scoreText, UsageError } from '../output.js';
 import type { Score } from '../../eval/index.js';
@@ -38,6 +40,8 @@ export interface DistillCommandOptions {
   /** Expert trajectories for mtt/tesla (methodConfig.experts). */
   experts?: string;
   json?: boolean;
+  /** Print the resolved config and a measured time estimate, then stop (nothing is written). */
+  dryRun?: boolean;
   /** Option names typed on the command line (not defaults); with --resume they must match the run. */
   given?: string[];
 }
@@ -127,8 +131,42 @@ export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; 
   );
 }
 
+/** '1 h 05 min', '3 min 20 s', '12 s'. */
+export function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s >= 3600)
+    return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, '0')} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
+async function dryRun(
+  out: ReturnType<typeof createReporter>,
+  config: DistillConfig,
+  note: string,
+): Promise<void> {
+  out.info(`Resolved configuration (${note}):\n${JSON.stringify(config, null, 2)}`);
+  out.info('Measuring a few iterations and two short evaluations on this machine...');
+  const dataset = loadDataset(config.dataset, { dataDir: config.dataDir, zca: config.zca });
+  try {
+    const e = await estimateRun(config, dataset);
+    const text = [
+      `Estimate on this machine: distillation ${duration(e.distillSeconds)} (${config.iterations} iterations x ${e.secondsPerIteration.toFixed(3)} s),`,
+      `evaluation ${duration(e.evaluationSeconds)} (${config.evalRuns} network(s) x ${e.evalEpochs} epochs${config.baselines ? ', twice: the set and the random-subset baseline, unless cached' : ''}${config.evalEvery ? `, plus every ${config.evalEvery} iterations` : ''});`,
+      `total about ${duration(e.distillSeconds + e.evaluationSeconds)}. Nothing was written (dry run).`,
+    ].join(' ');
+    out.result(text, { dryRun: true, config, note, estimate: e });
+  } finally {
+    dataset.dispose();
+  }
+}
+
 export async function distillCommand(o: DistillCommandOptions): Promise<void> {
   const out = createReporter(o.json ?? false);
+  if (o.dryRun) {
+    const built = buildConfig(o);
+    return dryRun(out, built.config, built.note);
+  }
   let runDir: RunDir;
   let config: DistillConfig;
   if (o.resume) {
