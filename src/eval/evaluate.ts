@@ -86,8 +86,9 @@ function cached<T>(key: unknown, compute: () => T): T {
   }
   const value = compute();
   // A NaN is a failure, not a baseline: never cached (JSON would even write it as null).
-  if (!allFinite(value)) throw new Error(`baseline evaluation gave a non-finite result: ${JSON.stringify(value)}`);
-    makeDirectory(dir);
+  if (!allFinite(value))
+    throw new Error(`baseline evaluation gave a non-finite result: ${JSON.stringify(value)}`);
+  makeDirectory(dir);
   writeFileAtomic(file, JSON.stringify({ key, value }));
   return value;
 }
