@@ -149,6 +149,7 @@ program
     "artifacts with learned regression targets (kip, rfad, frepo): 'mse' (default, as the papers' evaluations), 'softmax' (soft cross-entropy) or 'argmax'",
   )
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
+  .option('--no-full-data', 'skip only the full-data baseline (one network on the whole training set)')
   .option('--full-epochs <e>', 'epochs of the full-data baseline (one network; cached)', positiveInt, 2)
   .option('--seed <s>', "random seed (default: the artifact's, as distill evaluated it)", nonNegativeInt)
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')

@@ -33,6 +33,40 @@ export interface Reporter {
   result(text: string, data: Record<string, unknown>): void;
 }
 
+/** '1 h 05 min', '3 min 20 s', '12 s'. */
+export function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s >= 3600)
+    return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, '0')} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
+/**
+ * Progress without a terminal (logs, nohup, batch jobs): a line per 10 % with the latest status
+ * (loss, rate), the elapsed time and an ETA from the rate since the first update (a resumed run's
+ * first update is its start).
+ */
+function lineProgress(label: string, total: number, json: boolean): ReturnType<Reporter['progress']> {
+  let last = -1;
+  let first: { done: number; at: number } | null = null;
+  return {
+    update: (done, fields) => {
+      const now = performance.now();
+      first ??= { done, at: now };
+      const decile = Math.floor((10 * done) / Math.max(1, total));
+      if (json || decile === last || done === 0) return;
+      last = decile;
+      const elapsed = (now - first.at) / 1000;
+      const rate = (done - first.done) / Math.max(elapsed, 1e-9);
+      const eta = rate > 0 ? `, ETA ${duration((total - done) / rate)}` : '';
+      const status = fields?.status ? ` ${fields.status}` : '';
+      console.error(`${label}: ${done}/${total}${status} | ${duration(elapsed)} elapsed${eta}`);
+    },
+    stop: () => undefined,
+  };
+}
+
 export function createReporter(json: boolean): Reporter {
   const tty = process.stderr.isTTY === true && !json;
   return {
@@ -43,20 +77,7 @@ export function createReporter(json: boolean): Reporter {
       if (json) console.log(JSON.stringify({ type, ...data }));
     },
     progress: (label, total) => {
-      if (!tty) {
-        let last = -1;
-        return {
-          update: (done) => {
-            // Without a terminal, a line per 10% keeps logs short.
-            const decile = Math.floor((10 * done) / Math.max(1, total));
-            if (!json && decile !== last && done > 0) {
-              last = decile;
-              console.error(`${label}: ${done}/${total}`);
-            }
-          },
-          stop: () => undefined,
-        };
-      }
+      if (!tty) return lineProgress(label, total, json);
       const bar = new cliProgress.SingleBar(
         {
           format: `${label} [{bar}] {value}/{total} {status} | {duration_formatted} elapsed, ETA {eta_formatted}`,

@@ -40,6 +40,8 @@ export interface DistillHooks {
   onIteration?(info: { iteration: number; loss: number; seconds: number }): void;
   onEvaluation?(info: { iteration: number; scores: Record<string, Score> }): void;
   onMessage?(line: string): void;
+  /** Evaluation progress in epochs (periodic and final evaluations, the random-subset baseline). */
+  onEvaluationProgress?(info: { done: number; total: number; status: string }): void;
   /** The iterations are over (evaluation and saving follow); e.g. to restore default Ctrl-C handling. */
   onLoopEnd?(): void;
 }
@@ -58,6 +60,8 @@ export interface DistillResult {
   softLabels?: boolean;
   /** The method's own evaluation (e.g. KIP's KRR test accuracy with its kernel), when it has one. */
   own?: { name: string; accuracy: number } | null;
+  /** Wall time of this process's distillation loop and of the final evaluation (with baselines). */
+  seconds?: { distill: number; evaluation: number };
 }
 
 const TARGET_LOSS_TEXT: Record<TargetLoss, string> = {
@@ -122,7 +126,9 @@ export class Distiller {
     const { session, start } = this.setup(o);
     try {
       const protocol = this.protocol(session);
+      const t0 = performance.now();
       const { iteration, stopped } = await this.loop(session, start, protocol);
+      const distill = (performance.now() - t0) / 1000;
       this.hooks.onLoopEnd?.();
       if (stopped) {
         return {
@@ -135,7 +141,9 @@ export class Distiller {
           iteration,
         };
       }
-      return this.finish(session, protocol);
+      const t1 = performance.now();
+      const result = this.finish(session, protocol);
+      return { ...result, seconds: { distill, evaluation: (performance.now() - t1) / 1000 } };
     } finally {
       closeSession(session);
     }
@@ -237,8 +245,24 @@ export class Distiller {
         runs: this.config.evalRuns,
         protocol,
         seed: evaluationSeed(this.config.seed, iteration),
+        onEpoch: this.epochProgress(protocol, 'the set'),
       });
     });
+  }
+
+  /** An onEpoch callback reporting `what`'s evaluation in epochs over evalRuns networks. */
+  private epochProgress(
+    protocol: Protocol,
+    what: string,
+  ): (model: string, run: number, epoch: number) => void {
+    const perNetwork = protocol.epochs + 1;
+    const total = this.config.evalRuns * perNetwork;
+    return (model, run, epoch) =>
+      this.hooks.onEvaluationProgress?.({
+        done: run * perNetwork + epoch + 1,
+        total,
+        status: `${what}: ${model} #${run + 1} epoch ${epoch}`,
+      });
   }
 
   private saveCheckpoint(s: Session, iteration: number): void {
@@ -300,6 +324,7 @@ export class Distiller {
         runs: cfg.evalRuns,
         protocol,
         seed: cfg.seed,
+        onEpoch: this.epochProgress(protocol, 'random subsets'),
       });
     }
     let own: { name: string; accuracy: number } | null = null;

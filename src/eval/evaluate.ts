@@ -11,7 +11,7 @@ import type { Dataset } from '../data/dataset.js';
 import { createNetwork } from '../models/index.js';
 import { makeDirectory, writeFileAtomic } from '../engine/files.js';
 import { cacheDir, cacheName } from '../util/cache.js';
-import { trainAndTest, type Protocol, type TrainSet } from './protocol.js';
+import { trainAndTest, type Protocol, type TrainHooks, type TrainSet } from './protocol.js';
 
 export interface Score {
   mean: number;
@@ -26,6 +26,8 @@ export interface EvaluationOptions {
   seed: number;
   /** Called after each trained network (for progress bars). */
   onRun?: (model: string, run: number, accuracy: number) => void;
+  /** Called after each epoch of each network (epochs 0..protocol.epochs). */
+  onEpoch?: (model: string, run: number, epoch: number) => void;
 }
 
 /**
@@ -34,6 +36,10 @@ export interface EvaluationOptions {
  */
 export function evaluationSeed(seed: number, iteration: number): number {
   return seed + 1 + iteration;
+}
+
+function epochHook(o: EvaluationOptions, model: string, run: number): TrainHooks {
+  return o.onEpoch ? { onEpoch: (epoch) => o.onEpoch!(model, run, epoch) } : {};
 }
 
 export function summarize(runs: number[]): Score {
@@ -52,7 +58,14 @@ export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOpti
     for (let r = 0; r < o.runs; r++) {
       // Each (model, run) has its own stream, so adding models or runs never changes earlier results.
       const gen = new E.Generator(o.seed * 1000 + m * 100 + r);
-      const { testAccuracy } = trainAndTest(net, train, dataset.test, o.protocol, gen);
+      const { testAccuracy } = trainAndTest(
+        net,
+        train,
+        dataset.test,
+        o.protocol,
+        gen,
+        epochHook(o, model, r),
+      );
       accs.push(testAccuracy);
       o.onRun?.(model, r, testAccuracy);
     }
@@ -112,7 +125,9 @@ export function evaluateSubsets(
       const subset = dataset.gather(pick(r));
       try {
         const gen = new E.Generator(o.seed * 1000 + m * 100 + r);
-        accs.push(trainAndTest(net, subset, dataset.test, o.protocol, gen).testAccuracy);
+        accs.push(
+          trainAndTest(net, subset, dataset.test, o.protocol, gen, epochHook(o, model, r)).testAccuracy,
+        );
       } finally {
         subset.images.dispose();
         subset.labels.dispose();

@@ -248,6 +248,8 @@ export function trainEpoch(
 export interface TrainHooks {
   /** After each SGD step, with the optimizer in use (a fresh one after the learning-rate drop). */
   onStep?(info: { epoch: number; optimizer: E.Optimizer }): void;
+  /** After each epoch (0..E), for progress reports. */
+  onEpoch?(epoch: number): void;
 }
 
 /**
@@ -280,6 +282,7 @@ export function trainNetwork(
         precision: protocol.precision,
         onStep: hooks.onStep && (() => hooks.onStep!({ epoch, optimizer: opt })),
       });
+      hooks.onEpoch?.(epoch);
       if (!Number.isFinite(lastLoss)) {
         throw new Error(
           `evaluation training diverged at epoch ${epoch} (loss ${lastLoss}); lower the learning rate`,
@@ -303,10 +306,11 @@ export function trainAndTest(
   test: Split,
   protocol: Protocol,
   gen: E.Generator,
+  hooks: TrainHooks = {},
 ): TrainResult {
   const state = net.init(gen);
   try {
-    const finalTrainLoss = trainNetwork(net, state, train, protocol, gen);
+    const finalTrainLoss = trainNetwork(net, state, train, protocol, gen, hooks);
     return { testAccuracy: accuracy(net, state, test), finalTrainLoss };
   } finally {
     for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();

@@ -171,3 +171,35 @@ test('--dry-run prints the resolved config and a measured estimate, and writes n
   assert.ok(Number.isFinite(result.estimate.evaluationSeconds));
   assert.equal(existsSync(out), false);
 });
+
+test('without a terminal, progress lines carry the loss, rate, elapsed time and ETA; --json starts with the run directory; eval results are saved', () => {
+  const out = join(tempDir('rel-log'), 'run');
+  const r = cli([...base(out), '--eval-runs', '1', '--eval-epochs', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /distilling: 2\/2 loss [\d.e+-]+, [\d.]+ it\/s \| \d+ s elapsed, ETA 0 s/);
+  assert.match(r.stderr, /evaluating \(epochs\): 2\/2 the set: ConvNet #1 epoch 1 \| \d+ s elapsed/);
+  assert.match(r.stdout, /Elapsed: distillation \d+ s, evaluation \d+ s/);
+  const json = cli([...base(join(tempDir('rel-json'), 'run')), '--eval-runs', '0', '--json']);
+  const first = JSON.parse(json.stdout.split('\n')[0]);
+  assert.equal(first.type, 'start');
+  assert.match(first.runDir, /rel-json-.*\/run$/);
+  const e = cli([
+    'eval',
+    join(out, 'artifact'),
+    '--runs',
+    '1',
+    '--epochs',
+    '1',
+    '--no-full-data',
+    '--models',
+    'ConvNetW32',
+  ]);
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, /1 on random real subsets of the same size/);
+  assert.doesNotMatch(e.stdout, /full training set/);
+  const saved = /Saved in (.*\.json)/.exec(e.stdout)?.[1] as string;
+  const result = JSON.parse(readFileSync(saved, 'utf8'));
+  assert.deepEqual(result.models, ['ConvNetW32']);
+  assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.randomSubset.ConvNetW32.runs.length === 1);
+  assert.equal(result.fullData, null);
+});

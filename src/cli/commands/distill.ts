@@ -15,7 +15,7 @@ import { Distiller } from '../../distill/distiller.js';
 import { estimateRun } from '../../distill/estimate.js';
 import { loadDataset } from '../../data/registry.js';
 import { RunDir } from '../../distill/rundir.js';
-import { createReporter, scoreText, UsageError } from '../output.js';
+import { createReporter, duration, scoreText, UsageError } from '../output.js';
 import type { Score } from '../../eval/index.js';
 
 export interface DistillCommandOptions {
@@ -131,15 +131,6 @@ export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; 
   );
 }
 
-/** '1 h 05 min', '3 min 20 s', '12 s'. */
-export function duration(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s >= 3600)
-    return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, '0')} min`;
-  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${s} s`;
-}
-
 async function dryRun(
   out: ReturnType<typeof createReporter>,
   config: DistillConfig,
@@ -199,7 +190,10 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       `Distilling ${config.dataset} with ${config.method} at ${config.ipc} images per class (${built.note}); run directory ${runDir.path}`,
     );
   }
+  out.event('start', { runDir: runDir.path, resumed: Boolean(o.resume), config });
   let bar: ReturnType<typeof out.progress> | null = null;
+  let evalBar: ReturnType<typeof out.progress> | null = null;
+  let evalTotal = 0;
   let lossAvg: number | null = null;
   const distiller = new Distiller(config, runDir, {
     onStart: ({ total, startIteration }) => {
@@ -213,7 +207,23 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     },
     onEvaluation: ({ iteration, scores }) => out.event('evaluation', { iteration, scores }),
     onMessage: (line) => out.info(line),
-    onLoopEnd: () => process.off('SIGINT', onSigint),
+    onEvaluationProgress: ({ done, total, status }) => {
+      if (!evalBar || total !== evalTotal || done === 1) {
+        evalBar?.stop();
+        evalBar = out.progress('evaluating (epochs)', total);
+        evalTotal = total;
+      }
+      evalBar.update(done, { status });
+      if (done === total) {
+        evalBar.stop();
+        evalBar = null;
+      }
+    },
+    onLoopEnd: () => {
+      process.off('SIGINT', onSigint);
+      // The evaluation has its own bar.
+      (bar as ReturnType<typeof out.progress> | null)?.stop();
+    },
   });
   // First Ctrl-C: checkpoint after the current iteration and stop; a second one exits at once.
   let interrupts = 0;
@@ -245,11 +255,16 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     ];
     if (r.randomSubset)
       lines.push(`Random real subset, same size and protocol:   ${fmt(r.randomSubset[model])}`);
+    if (r.seconds)
+      lines.push(
+        `Elapsed: distillation ${duration(r.seconds.distill)}, evaluation ${duration(r.seconds.evaluation)}`,
+      );
     out.result(lines.join('\n'), {
       runDir: r.runDir,
       artifact: r.artifact,
       final: r.final,
       randomSubset: r.randomSubset,
+      seconds: r.seconds,
     });
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,6 +1,9 @@
 // `distillery eval <artifact>`: the evaluation protocol on a distilled set, next
 // to the random real subset of the same size and the full training set.
+import { join } from 'node:path';
 import { loadArtifact } from '../../artifact/artifact.js';
+import { makeDirectory, writeFileAtomic } from '../../engine/files.js';
+import { cacheName } from '../../util/cache.js';
 import { loadDataset } from '../../data/registry.js';
 import {
   defaultProtocol,
@@ -32,6 +35,8 @@ export interface EvalCommandOptions {
   /** Sets with learned regression targets: 'mse' (default), 'softmax' or 'argmax' (eval/protocol.ts). */
   targetLoss?: string;
   baselines: boolean;
+  /** false (--no-full-data): skip the full-training-set baseline (the expensive one). */
+  fullData?: boolean;
   fullEpochs: number;
   /** Default: the artifact's run seed, so the scores reproduce `distill`'s evaluation. */
   seed?: number;
@@ -41,6 +46,25 @@ export interface EvalCommandOptions {
 
 function fmt(s: Score | undefined): string {
   return s ? scoreText(s) : '-';
+}
+
+/**
+ * Writes one evaluation into ARTIFACT/evaluations/ as JSON (one file per model list x protocol x seed,
+ * replaced when rerun), so reports can show cross-architecture results. Returns the file.
+ */
+function saveEvaluation(artifactDir: string, result: Record<string, unknown>): string {
+  const dir = join(artifactDir, 'evaluations');
+  makeDirectory(dir);
+  const key = {
+    models: result.models,
+    protocols: result.protocols,
+    targetLoss: result.targetLoss,
+    seed: result.seed,
+    runs: result.runs,
+  };
+  const file = join(dir, `${(result.models as string[]).join('+')}-${cacheName(key).slice(0, 12)}.json`);
+  writeFileAtomic(file, `${JSON.stringify({ ...result, createdAt: new Date().toISOString() }, null, 2)}\n`);
+  return file;
 }
 
 function parseModels(list: string): string[] {
@@ -103,14 +127,32 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
       `Protocol (${m}): ${protocols[i].epochs} epochs, lr ${art.lr ?? protocols[i].lr}, augmentation ${protocols[i].augment}, ${protocols[i].precision}; ${o.runs} networks`,
     ),
   );
-  // The full-data baseline trains one network per model (it is the expensive one, and cached).
-  const total = models.length * (o.runs * (o.baselines ? 2 : 1) + (o.baselines ? 1 : 0));
-  const bar = out.progress('training networks', total);
+  // Progress counts epochs: each network trains epochs 0..E, the full-data one over the whole train split.
+  const fullData = o.baselines && o.fullData !== false;
+  const perNetwork = protocols.map((p) => p.epochs + 1);
+  const perModel = (i: number) =>
+    o.runs * perNetwork[i] * (o.baselines ? 2 : 1) + (fullData ? o.fullEpochs + 1 : 0);
+  const total = models.reduce((sum, _m, i) => sum + perModel(i), 0);
+  const what = [
+    `${o.runs} network(s) per model on the set`,
+    o.baselines ? `${o.runs} on random real subsets of the same size (cached after the first time)` : '',
+    fullData
+      ? `1 on the full training set (${o.fullEpochs} epochs over ${dataset.train.images.size(0)} images, cached afterwards; --no-full-data skips it)`
+      : '',
+  ].filter(Boolean);
+  out.info(`Training ${what.join(', ')}; ${models.length} model(s)`);
+  const bar = out.progress('evaluating (epochs)', total);
   let done = 0;
+  const advance = (to: number, status: string) => {
+    done = to;
+    bar.update(done, { status });
+  };
   const onRun = (model: string, run: number, acc: number) => {
-    bar.update(++done, { status: `${model} #${run + 1}: ${pct(acc)}%` });
+    advance(done, `${model} #${run + 1}: ${pct(acc)}%`);
     out.event('run', { model, run, accuracy: acc });
   };
+  const onEpoch = (model: string, run: number, epoch: number) =>
+    advance(done + 1, `${model} #${run + 1} epoch ${epoch}`);
   const lr = art.lr ?? undefined;
   const set: TrainSet = art.labelTargets
     ? { ...targetTrainSet(art.images, art.labelTargets, targetLoss), lr }
@@ -122,12 +164,20 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const distilled: Record<string, Score> = {};
   const random: Record<string, Score> = {};
   const full: Record<string, Score> = {};
+  let start = 0;
   models.forEach((m, i) => {
-    const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: runSeed, onRun };
+    const opts = { models: [m], runs: o.runs, protocol: protocols[i], seed: runSeed, onRun, onEpoch };
     Object.assign(distilled, evaluateSet(dataset, set, { ...opts, seed: setSeed }));
-    if (!o.baselines) return;
-    Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
-    Object.assign(full, fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }));
+    const phase = o.runs * perNetwork[i];
+    if (o.baselines) {
+      // A cached baseline trains nothing: the bar jumps over it.
+      Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
+      advance(start + 2 * phase, `${m}: random subsets done`);
+    }
+    if (fullData)
+      Object.assign(full, fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }));
+    start += perModel(i);
+    advance(start, `${m} done`);
   });
   bar.stop();
   const lines = [
@@ -141,8 +191,19 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     ...(art.labelTargets ? { targetLoss } : {}),
     distilled,
     randomSubset: o.baselines ? random : null,
-    fullData: o.baselines ? full : null,
+    fullData: fullData ? full : null,
   });
+  const saved = saveEvaluation(artifactDir, {
+    models,
+    protocols: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
+    ...(art.labelTargets ? { targetLoss } : {}),
+    seed: runSeed,
+    runs: o.runs,
+    distilled,
+    randomSubset: o.baselines ? random : null,
+    fullData: fullData ? { epochs: o.fullEpochs, scores: full } : null,
+  });
+  out.info(`Saved in ${saved}`);
   if (set.labels !== art.labels) set.labels.dispose();
   for (const t of [art.images, art.labels, probe.images, probe.labels]) t.dispose();
   art.labelTargets?.dispose();
