@@ -20,6 +20,36 @@ function dimsOrNull(dims: Dims | undefined): Dims | null {
   return dims === undefined ? null : dims;
 }
 
+/**
+ * Tensors left to GC finalizers since the event loop last ran. Finalizers only run when the loop
+ * yields, so a synchronous loop that creates tensors outside tidy() grows without bound however
+ * much external memory V8 is told about: warn once, with the way out.
+ */
+export const UNSCOPED_WARNING_THRESHOLD = 20_000;
+let unscopedSinceYield = 0;
+let resetScheduled = false;
+let warned = false;
+
+function countUnscoped(): void {
+  unscopedSinceYield++;
+  if (!resetScheduled) {
+    resetScheduled = true;
+    setImmediate(() => {
+      unscopedSinceYield = 0;
+      resetScheduled = false;
+    });
+  }
+  if (!warned && unscopedSinceYield >= UNSCOPED_WARNING_THRESHOLD) {
+    warned = true;
+    process.emitWarning(
+      `${UNSCOPED_WARNING_THRESHOLD} tensors were created outside tidy() without the event loop running; ` +
+        'their native memory is freed only by garbage-collection finalizers, which cannot run until the loop yields. ' +
+        'Wrap each step in E.tidy(() => ...) returning numbers (e.g. loss.item()), or dispose() tensors you keep.',
+      { code: 'DISTILLERY_UNSCOPED_TENSORS' },
+    );
+  }
+}
+
 export class Tensor implements ScopeOwned {
   readonly [SCOPE_OWNED] = true;
   scope: Set<ScopeOwned> | null = null;
@@ -63,7 +93,9 @@ export class Tensor implements ScopeOwned {
 
   /** Outside any scope only GC finalizers free the tensor: tell V8 how heavy it is. */
   unscoped(): void {
-    if (this.#handle !== null) native.reportExternal(this.#handle);
+    if (this.#handle === null) return;
+    native.reportExternal(this.#handle);
+    countUnscoped();
   }
 
   // ---- metadata ----

@@ -194,3 +194,34 @@ test('worker threads load the addon and allocate concurrently: one allocator, co
   assert.ok(after.inUseBytes <= before.inUseBytes, `in use ${before.inUseBytes} -> ${after.inUseBytes}`);
   assert.equal(after.mode, 'caching');
 });
+
+test('a synchronous library loop as the README writes it stays flat; one outside tidy() is warned about once', () => {
+  const engine = new URL('../../src/engine/index.js', import.meta.url).href;
+  const script = `
+    import * as E from '${engine}';
+    const gen = new E.Generator(0);
+    const w = E.randn([10, 784], { generator: gen }).requiresGrad_();
+    const x = E.randn([32, 784], { generator: gen });
+    const y = E.randint(0, 10, [32], { generator: gen });
+    const step = () => E.tidy(() => {
+      const [g] = E.grad(E.nn.crossEntropy(E.nn.linear(x, w), y), [w]);
+      w.detach().sub_(g.mul(0.01));
+      return g.square().sum().item();
+    });
+    for (let i = 0; i < 200; i++) step();
+    const before = E.allocatorStats().inUseBytes;
+    for (let i = 0; i < 5000; i++) step();
+    const after = E.allocatorStats().inUseBytes;
+    const warnings = [];
+    process.on('warning', (w) => warnings.push(w.code));
+    for (let i = 0; i < 25000; i++) E.ones([1]).add(1);
+    await new Promise((r) => setImmediate(r));
+    console.log(JSON.stringify({ before, after, warnings }));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const { before, after, warnings } = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.ok(after - before <= 64 * 1024, `allocator bytes in use grew by ${after - before} over 5,000 steps`);
+  assert.deepEqual(warnings, ['DISTILLERY_UNSCOPED_TENSORS']);
+  assert.match(r.stderr, /outside tidy\(\) without the event loop running/);
+});
