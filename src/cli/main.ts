@@ -5,7 +5,7 @@ import { expertsCommand } from './commands/experts.js';
 import { coresetCommand } from './commands/coreset.js';
 import { datasetsCommand } from './commands/datasets.js';
 import { distillCommand } from './commands/distill.js';
-import { methodsCommand } from './commands/methods.js';
+import { methodCommand, methodsCommand } from './commands/methods.js';
 import { showCommand } from './commands/show.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../engine/files.js';
@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
 import { runDemo } from './demo.js';
 import { UsageError } from './output.js';
+import '../distill/methods/index.js';
+import { METHODS } from '../distill/registry.js';
+import { versions } from '../util/version.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -38,6 +41,13 @@ function positiveNumber(value: string): number {
 const program = new Command()
   .name('distillery')
   .description('Dataset distillation on libtorch, from TypeScript')
+  .version(
+    (() => {
+      const v = versions();
+      return `distillery ${v.distillery} (libtorch ${v.libtorch}, node ${v.node})`;
+    })(),
+    '-V, --version',
+  )
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .showHelpAfterError();
 
@@ -45,7 +55,11 @@ program
   .command('distill')
   .description('distill a dataset (default: MNIST, DM, 10 images per class, quick preset)')
   .option('--dataset <name>', 'dataset name or path (see `distillery datasets`)', 'mnist')
-  .option('--method <m>', 'distillation method (see `distillery methods`)', 'dm')
+  .option(
+    '--method <m>',
+    `distillation method: ${METHODS.map((m) => m.name).join(', ')} (see \`distillery methods <name>\`)`,
+    'dm',
+  )
   .option('--ipc <n>', 'images per class', positiveInt, 10)
   .option('--preset <p>', "'quick' (minutes on a CPU) or 'paper' (the published settings)", 'quick')
   .option('--iterations <n>', 'outer iterations', nonNegativeInt)
@@ -67,6 +81,7 @@ program
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
   .option('--out <dir>', 'run directory (default runs/<method>-<dataset>-ipc<n>-seed<s>)')
   .option('--resume <run-dir>', 'continue an interrupted run from its last checkpoint')
+  .option('--config <file>', 'JSON or YAML file of config values (over the preset, under the flags)')
   .option('--dry-run', 'print the resolved config and a time estimate measured on this machine; run nothing')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--experts <dir>', 'expert trajectories for mtt/tesla (from `distillery experts`)')
@@ -80,10 +95,14 @@ program
   });
 
 program
-  .command('methods')
-  .description('the taxonomy of distillation methods and what each needs')
+  .command('methods [name]')
+  .description(
+    "the taxonomy of distillation methods and what each needs; with a name, that method's settings",
+  )
   .option('--json', 'one JSON object per line')
-  .action((o: { json?: boolean }) => methodsCommand(o));
+  .action((name: string | undefined, o: { json?: boolean }) =>
+    name ? methodCommand(name, o) : methodsCommand(o),
+  );
 
 program
   .command('show')

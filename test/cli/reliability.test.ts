@@ -203,3 +203,46 @@ test('without a terminal, progress lines carry the loss, rate, elapsed time and 
   assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.randomSubset.ConvNetW32.runs.length === 1);
   assert.equal(result.fullData, null);
 });
+
+test('--config FILE (YAML or JSON) is layered under the flags and validated; methods <name> lists settings; --version', () => {
+  const dir = tempDir('rel-config');
+  const yamlFile = join(dir, 'run.yaml');
+  writeFileSync(yamlFile, 'method: dm\nipc: 1\niterations: 2\nevalRuns: 0\nmethodConfig:\n  batchReal: 3\n');
+  const out = join(dir, 'run');
+  const r = cli([
+    'distill',
+    '--dataset',
+    data,
+    '--config',
+    yamlFile,
+    '--iterations',
+    '1',
+    '--out',
+    out,
+    '--dry-run',
+    '--json',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const config = JSON.parse(r.stdout.trim().split('\n').pop() as string).config;
+  assert.equal(config.ipc, 1);
+  assert.equal(config.iterations, 1, 'a typed flag wins over the file');
+  assert.equal(config.methodConfig.batchReal, 3);
+  const badKey = join(dir, 'bad.json');
+  writeFileSync(badKey, JSON.stringify({ iteratons: 5 }));
+  const bad = cli(['distill', '--dataset', data, '--config', badKey, '--dry-run']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /Unrecognized key\(s\) in object: 'iteratons'/);
+  const notYaml = join(dir, 'x.yml');
+  writeFileSync(notYaml, 'a: [1, 2');
+  assert.match(
+    cli(['distill', '--config', notYaml, '--dry-run']).stderr,
+    /--config .*x\.yml is not valid YAML/,
+  );
+
+  const m = cli(['methods', 'dm']);
+  assert.equal(m.status, 0, m.stderr);
+  assert.match(m.stdout, /batchReal \(number, default 256\): Real images per class per iteration\./);
+  assert.equal(cli(['methods', 'nope']).status, 2);
+  assert.match(cli(['--version']).stdout, /^distillery \d+\.\d+\.\d+ \(libtorch [\d.]+, node [\d.]+\)/);
+  assert.match(cli(['distill', '--help']).stdout, /distillation method: dc, dsa,[^]*\bdm\b/);
+});

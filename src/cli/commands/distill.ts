@@ -1,7 +1,8 @@
 // `distillery distill`: the main job. Resolves defaults <- preset <- flags, runs
 // the Distiller with a progress bar, and prints the final accuracy next to a
 // random real subset of the same size under the same protocol.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import yaml from 'js-yaml';
 import { defaultRunDir } from '../../distill/api.js';
 import {
   ConfigError,
@@ -40,6 +41,8 @@ export interface DistillCommandOptions {
   /** Expert trajectories for mtt/tesla (methodConfig.experts). */
   experts?: string;
   json?: boolean;
+  /** A JSON or YAML file of config values, layered over the preset and under the flags. */
+  config?: string;
   /** Print the resolved config and a measured time estimate, then stop (nothing is written). */
   dryRun?: boolean;
   /** Option names typed on the command line (not defaults); with --resume they must match the run. */
@@ -119,16 +122,56 @@ function asUsage<T>(fn: () => T): T {
   }
 }
 
+/** The settings of --config FILE (JSON, or YAML by extension), checked to be an object of settings. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(path) ? yaml.load(text) : JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(
+      `--config ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new UsageError(
+      `--config ${path} must hold an object of settings (e.g. {"method": "dm", "ipc": 10})`,
+    );
+  const bad = nestedKeys(value).find((k) => FORBIDDEN_KEYS.has(k));
+  if (bad) throw new UsageError(`--config ${path}: '${bad}' is not a config key`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Layers defaults <- method defaults <- preset <- --config file <- flags. The file may name the
+ * method, dataset, ipc and seed; a flag typed on the command line wins over it.
+ */
 export function buildConfig(o: DistillCommandOptions): { config: DistillConfig; note: string } {
-  return asUsage(() =>
-    layeredConfig({
-      method: o.method,
-      dataset: o.dataset,
-      ipc: o.ipc,
+  const file = o.config ? readConfigFile(o.config) : {};
+  const pick = <K extends 'method' | 'dataset' | 'ipc' | 'seed'>(key: K) =>
+    (o.given?.includes(key) || file[key] === undefined ? o[key] : file[key]) as DistillCommandOptions[K];
+  const chosen = {
+    ...o,
+    method: pick('method'),
+    dataset: pick('dataset'),
+    ipc: pick('ipc'),
+    seed: pick('seed'),
+  };
+  return asUsage(() => {
+    const r = layeredConfig({
+      method: chosen.method,
+      dataset: chosen.dataset,
+      ipc: chosen.ipc,
       preset: o.preset,
-      overrides: flagOverrides(o, true),
-    }),
-  );
+      overrides: deepMerge(file, flagOverrides(chosen, true)),
+    });
+    return o.config ? { ...r, note: `${r.note}, then ${o.config}` } : r;
+  });
 }
 
 async function dryRun(
@@ -164,7 +207,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     runDir = new RunDir(o.resume);
     if (!existsSync(runDir.runJson))
       throw new UsageError(`--resume ${o.resume}: not a run directory (no run.json)`);
-    for (const flag of ['preset', 'out'] as const)
+    for (const flag of ['preset', 'out', 'config'] as const)
       if (o.given?.includes(flag))
         throw new UsageError(
           `--${flag} cannot be combined with --resume: a resumed run keeps its settings and directory`,

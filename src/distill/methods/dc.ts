@@ -24,31 +24,53 @@ import { precisionOption } from '../precision.js';
 function makeSchema(dsaDefault: boolean) {
   return z
     .object({
-      /** Real images per class per matching step. */
-      batchReal: z.number().int().positive().default(256),
-      /** Image updates per outer iteration; default by IPC (see loopsForIpc). */
-      outerLoop: z.number().int().positive().optional(),
-      /** Epochs of network training on S between image updates; default by IPC. */
-      innerLoop: z.number().int().nonnegative().optional(),
-      /** Gradient distance: layer-wise row cosine ('ours'), 'mse' or 'cos'. */
-      distance: z.enum(DISTANCES).default('ours'),
-      /** Siamese DSA inside the matching and DSA when training the network on S. */
-      dsa: z.boolean().default(dsaDefault),
-      /** DSA strategy; default: the dataset's (no flips for digits). */
-      dsaStrategy: z.string().optional(),
-      /** Learning rate of the network trained on S (SGD, no momentum). */
-      lrNet: z.number().positive().default(0.01),
-      /** Batch size of that training. */
-      batchTrain: z.number().int().positive().default(256),
-      /** Batch-norm networks: real images per class that set the running statistics before each matching. */
-      bnImagesPerClass: z.number().int().positive().default(16),
-      /**
-       * Precision of the real-batch gradients, the matching targets (see precision.ts); bfloat16 runs them on
-       * a channels-last copy of the network, while the synthetic side and its second-order pass stay float32.
-       * Default auto (bfloat16 where the CPU has it): measured on MNIST to keep DC's accuracy at IPC 1
-       * and 10 and DSA's at IPC 1 (docs/benchmarks.md, DC speed).
-       */
-      realDtype: precisionOption('auto'),
+      batchReal: z
+        .number()
+        .int()
+        .positive()
+        .default(256)
+        .describe('Real images per class per matching step.'),
+      outerLoop: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe('Image updates per outer iteration; default by IPC (see loopsForIpc).'),
+      innerLoop: z
+        .number()
+        .int()
+        .nonnegative()
+        .optional()
+        .describe('Epochs of network training on S between image updates; default by IPC.'),
+      distance: z
+        .enum(DISTANCES)
+        .default('ours')
+        .describe("Gradient distance: layer-wise row cosine ('ours'), 'mse' or 'cos'."),
+      dsa: z
+        .boolean()
+        .default(dsaDefault)
+        .describe('Siamese DSA inside the matching and DSA when training the network on S.'),
+      dsaStrategy: z
+        .string()
+        .optional()
+        .describe("DSA strategy; default: the dataset's (no flips for digits)."),
+      lrNet: z
+        .number()
+        .positive()
+        .default(0.01)
+        .describe('Learning rate of the network trained on S (SGD, no momentum).'),
+      batchTrain: z.number().int().positive().default(256).describe('Batch size of that training.'),
+      bnImagesPerClass: z
+        .number()
+        .int()
+        .positive()
+        .default(16)
+        .describe(
+          'Batch-norm networks: real images per class that set the running statistics before each matching.',
+        ),
+      realDtype: precisionOption('auto').describe(
+        "Precision of the real-batch gradients, the matching targets (see precision.ts); bfloat16 runs them on a channels-last copy of the network, while the synthetic side and its second-order pass stay float32. Default auto (bfloat16 where the CPU has it): measured on MNIST to keep DC's accuracy at IPC 1 and 10 and DSA's at IPC 1 (docs/benchmarks.md, DC speed).",
+      ),
     })
     .strict();
 }

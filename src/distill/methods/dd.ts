@@ -21,22 +21,50 @@ import { stepInState } from '../statestep.js';
 
 const schema = z
   .object({
-    /** Synthetic images per class used by each unrolled step (distilled_images_per_class_per_step). */
-    imagesPerStep: z.number().int().positive().default(1),
-    /** Passes over the synthetic steps (distill_epochs). */
-    epochs: z.number().int().positive().default(3),
-    /** Initial per-step lr (distill_lr). */
-    lrInit: z.number().positive().default(0.02),
-    /** Adam lr of the per-step lrs (the reference optimises them with the images' Adam, lr 0.01). */
-    lrLr: z.number().nonnegative().default(0.01),
-    /** Momentum of the unrolled SGD (0: the reference; 0.9: RTP's BPTT with momentum). */
-    momentum: z.number().min(0).max(1).default(0),
-    /** Backpropagate through only the last k unrolled steps (0: all, the reference). */
-    truncate: z.number().int().nonnegative().default(0),
-    /** Real images per iteration (random, all classes). */
-    batchReal: z.number().int().positive().default(1024),
-    /** Network initialisation per iteration: 'xavier' (the reference: Xavier normal, zero biases) or the model's. */
-    netInit: z.enum(['xavier', 'default']).default('xavier'),
+    imagesPerStep: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe(
+        'Synthetic images per class used by each unrolled step (distilled_images_per_class_per_step).',
+      ),
+    epochs: z
+      .number()
+      .int()
+      .positive()
+      .default(3)
+      .describe('Passes over the synthetic steps (distill_epochs).'),
+    lrInit: z.number().positive().default(0.02).describe('Initial per-step lr (distill_lr).'),
+    lrLr: z
+      .number()
+      .nonnegative()
+      .default(0.01)
+      .describe("Adam lr of the per-step lrs (the reference optimises them with the images' Adam, lr 0.01)."),
+    momentum: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe("Momentum of the unrolled SGD (0: the reference; 0.9: RTP's BPTT with momentum)."),
+    truncate: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Backpropagate through only the last k unrolled steps (0: all, the reference).'),
+    batchReal: z
+      .number()
+      .int()
+      .positive()
+      .default(1024)
+      .describe('Real images per iteration (random, all classes).'),
+    netInit: z
+      .enum(['xavier', 'default'])
+      .default('xavier')
+      .describe(
+        "Network initialisation per iteration: 'xavier' (the reference: Xavier normal, zero biases) or the model's.",
+      ),
   })
   .strict();
 

@@ -19,16 +19,21 @@ import { precisionOption, type RealDtype } from '../precision.js';
 
 const schema = z
   .object({
-    /** Real images per class per iteration. */
-    batchReal: z.number().int().positive().default(256),
-    /** Siamese DSA on both sides. */
-    dsa: z.boolean().default(true),
-    /** DSA strategy; default: the dataset's (no flips for digits). */
-    dsaStrategy: z.string().optional(),
-    /** Real images per no-grad forward (bounds the working set; BN models use one batch). */
-    realChunk: z.number().int().positive().default(640),
-    /** Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last. */
-    realDtype: precisionOption('auto'),
+    batchReal: z.number().int().positive().default(256).describe('Real images per class per iteration.'),
+    dsa: z.boolean().default(true).describe('Siamese DSA on both sides.'),
+    dsaStrategy: z
+      .string()
+      .optional()
+      .describe("DSA strategy; default: the dataset's (no flips for digits)."),
+    realChunk: z
+      .number()
+      .int()
+      .positive()
+      .default(640)
+      .describe('Real images per no-grad forward (bounds the working set; BN models use one batch).'),
+    realDtype: precisionOption('auto').describe(
+      'Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last.',
+    ),
   })
   .strict();
 

@@ -25,23 +25,45 @@ import type { SyntheticSet } from '../synthetic.js';
 
 const schema = z
   .object({
-    /** Models in the pool (the reference's num_nn_state). */
-    poolSize: z.number().int().positive().default(10),
-    /** Online updates before a model is replaced (max_online_updates). */
-    maxOnlineUpdates: z.number().int().positive().default(100),
-    /** First layer's channels; layer i has width x 2^i. */
-    width: z.number().int().positive().default(128),
-    depth: z.number().int().positive().default(3),
-    /** Real images per iteration, drawn at random (the reference's batch size 1024). */
-    batchReal: z.number().int().positive().default(1024),
-    /** Ridge relative to the mean diagonal of K_pp. */
-    reg: z.number().nonnegative().default(1e-6),
-    /** Adam lr of the pool models' online training. */
-    onlineLr: z.number().positive().default(3e-4),
-    /** Synthetic images per online step, sampled without replacement (all of them when fewer). */
-    onlineBatch: z.number().int().positive().default(1000),
-    /** Test images per kernel block in the KRR evaluation. */
-    evalChunk: z.number().int().positive().default(1000),
+    poolSize: z
+      .number()
+      .int()
+      .positive()
+      .default(10)
+      .describe("Models in the pool (the reference's num_nn_state)."),
+    maxOnlineUpdates: z
+      .number()
+      .int()
+      .positive()
+      .default(100)
+      .describe('Online updates before a model is replaced (max_online_updates).'),
+    width: z
+      .number()
+      .int()
+      .positive()
+      .default(128)
+      .describe("First layer's channels; layer i has width x 2^i."),
+    depth: z.number().int().positive().default(3).describe('Convolutional blocks of each network.'),
+    batchReal: z
+      .number()
+      .int()
+      .positive()
+      .default(1024)
+      .describe("Real images per iteration, drawn at random (the reference's batch size 1024)."),
+    reg: z.number().nonnegative().default(1e-6).describe('Ridge relative to the mean diagonal of K_pp.'),
+    onlineLr: z.number().positive().default(3e-4).describe("Adam lr of the pool models' online training."),
+    onlineBatch: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('Synthetic images per online step, sampled without replacement (all of them when fewer).'),
+    evalChunk: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('Test images per kernel block in the KRR evaluation.'),
   })
   .strict();
 

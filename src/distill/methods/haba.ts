@@ -29,18 +29,39 @@ import {
 
 const schema = trajectorySchema('mtt')
   .extend({
-    /** Weight of the set's term that pushes two hallucinations of a base apart (lambda_club_content). */
-    clubWeight: z.number().nonnegative().default(0.1),
-    /** The adversary's loss weights (the reference's run scripts: 1, 0.1, 0.1). */
-    clsWeight: z.number().nonnegative().default(1),
-    likeliWeight: z.number().nonnegative().default(0.1),
-    contrastWeight: z.number().nonnegative().default(0.1),
-    adversaryLr: z.number().positive().default(0.001),
-    adversaryMomentum: z.number().min(0).max(1).default(0.9),
-    /** Model spec of the adversary (the reference's Extractor is a ConvNet-3 with instance norm). */
-    adversaryModel: z.string().default('ConvNet'),
-    /** The learned lr is clipped at this after every step. */
-    minLr: z.number().nonnegative().default(0.001),
+    clubWeight: z
+      .number()
+      .nonnegative()
+      .default(0.1)
+      .describe(
+        "Weight of the set's term that pushes two hallucinations of a base apart (lambda_club_content).",
+      ),
+    clsWeight: z
+      .number()
+      .nonnegative()
+      .default(1)
+      .describe("The adversary's loss weights (the reference's run scripts: 1, 0.1, 0.1)."),
+    likeliWeight: z
+      .number()
+      .nonnegative()
+      .default(0.1)
+      .describe("The adversary's likelihood (cosine) term weight."),
+    contrastWeight: z
+      .number()
+      .nonnegative()
+      .default(0.1)
+      .describe("The adversary's supervised-contrastive term weight (temperature 0.07)."),
+    adversaryLr: z.number().positive().default(0.001).describe("The adversary's SGD learning rate."),
+    adversaryMomentum: z.number().min(0).max(1).default(0.9).describe("The adversary's SGD momentum."),
+    adversaryModel: z
+      .string()
+      .default('ConvNet')
+      .describe("Model spec of the adversary (the reference's Extractor is a ConvNet-3 with instance norm)."),
+    minLr: z
+      .number()
+      .nonnegative()
+      .default(0.001)
+      .describe('The learned lr is clipped at this after every step.'),
   })
   .strict();
 

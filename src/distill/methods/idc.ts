@@ -24,26 +24,60 @@ import { registerMethod } from '../registry.js';
 
 const schema = z
   .object({
-    /** Matching steps (each over all classes) per outer iteration, each followed by a network update. */
-    innerLoop: z.number().int().positive().default(100),
-    /** Real images per class per matching step. */
-    batchReal: z.number().int().positive().default(64),
-    /** Decoded synthetic images per class per matching step, at most (a random subset beyond it). */
-    batchSynMax: z.number().int().positive().default(128),
-    /** Gradient distance over the conv weights; default: l1 for MNIST/Fashion-MNIST, mse otherwise. */
-    metric: z.enum(['l1', 'mse', 'cos']).optional(),
-    /** IDC's DiffAugment in the matching, ops applied in order; default as the reference (see defaultAugment). */
-    augment: z.string().optional(),
-    /** Real images per network update (reference n_data) and its batch size. */
-    nData: z.number().int().positive().default(500),
-    batchTrain: z.number().int().positive().default(64),
-    lrNet: z.number().positive().default(0.01),
-    momentumNet: z.number().min(0).max(1).default(0.9),
-    weightDecayNet: z.number().nonnegative().default(5e-4),
-    /** CutMix (p 0.5, Beta(1, 1)) in the network updates; default as the reference (see defaultMixup). */
-    cutmix: z.boolean().optional(),
-    /** Clamp the stored images to the pixel range at the start of every outer iteration (mean/std data). */
-    clamp: z.boolean().default(true),
+    innerLoop: z
+      .number()
+      .int()
+      .positive()
+      .default(100)
+      .describe(
+        'Matching steps (each over all classes) per outer iteration, each followed by a network update.',
+      ),
+    batchReal: z.number().int().positive().default(64).describe('Real images per class per matching step.'),
+    batchSynMax: z
+      .number()
+      .int()
+      .positive()
+      .default(128)
+      .describe('Decoded synthetic images per class per matching step, at most (a random subset beyond it).'),
+    metric: z
+      .enum(['l1', 'mse', 'cos'])
+      .optional()
+      .describe(
+        'Gradient distance over the conv weights; default: l1 for MNIST/Fashion-MNIST, mse otherwise.',
+      ),
+    augment: z
+      .string()
+      .optional()
+      .describe(
+        "IDC's DiffAugment in the matching, ops applied in order; default as the reference (see defaultAugment).",
+      ),
+    nData: z
+      .number()
+      .int()
+      .positive()
+      .default(500)
+      .describe('Real images per network update (reference n_data) and its batch size.'),
+    batchTrain: z
+      .number()
+      .int()
+      .positive()
+      .default(64)
+      .describe('Batch size of the network updates on real data.'),
+    lrNet: z.number().positive().default(0.01).describe('SGD learning rate of the network updates.'),
+    momentumNet: z.number().min(0).max(1).default(0.9).describe('SGD momentum of the network updates.'),
+    weightDecayNet: z.number().nonnegative().default(5e-4).describe('Weight decay of the network updates.'),
+    cutmix: z
+      .boolean()
+      .optional()
+      .describe(
+        'CutMix (p 0.5, Beta(1, 1)) in the network updates; default as the reference (see defaultMixup).',
+      ),
+    clamp: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Clamp the stored images to the pixel range at the start of every outer iteration (mean/std data).',
+      ),
   })
   .strict();
 

@@ -24,8 +24,12 @@ import type { SyntheticSet } from '../synthetic.js';
 
 const kernelSchema = z
   .object({
-    /** 'fc' (Flatten, Dense layers) or 'conv' (3x3 SAME convolutions, flatten readout; see kernels/ntk.ts). */
-    arch: z.enum(['fc', 'conv']).default('fc'),
+    arch: z
+      .enum(['fc', 'conv'])
+      .default('fc')
+      .describe(
+        "'fc' (Flatten, Dense layers) or 'conv' (3x3 SAME convolutions, flatten readout; see kernels/ntk.ts).",
+      ),
     depth: z.number().int().min(0).default(1),
     wStd: z.number().positive().default(Math.SQRT2),
     bStd: z.number().nonnegative().default(0.1),
@@ -36,18 +40,34 @@ const kernelSchema = z
 
 const schema = z
   .object({
-    kernel: kernelSchema,
-    /** Ridge relative to the mean diagonal of K_ss: lambda = reg tr(K_ss) / n_s (the reference's 1e-6). */
-    reg: z.number().nonnegative().default(1e-6),
-    /**
-     * Real target images per class per iteration (the reference: 5000 in all, class-balanced). The conv
-     * kernel's memory is n_t x n_s x pixels per layer, so its presets use far fewer.
-     */
-    batchReal: z.number().int().positive().default(500),
-    /** Arithmetic of the kernel (the solve is always float64). */
-    kernelDtype: z.enum(['float64', 'float32']).default('float64'),
-    /** Test images per kernel block in the KRR evaluation (memory bound). */
-    evalChunk: z.number().int().positive().default(500),
+    kernel: kernelSchema.describe(
+      'The kernel: { arch: fc | conv, depth, wStd, bStd, type: ntk | nngp } (kernels/ntk.ts).',
+    ),
+    reg: z
+      .number()
+      .nonnegative()
+      .default(1e-6)
+      .describe(
+        "Ridge relative to the mean diagonal of K_ss: lambda = reg tr(K_ss) / n_s (the reference's 1e-6).",
+      ),
+    batchReal: z
+      .number()
+      .int()
+      .positive()
+      .default(500)
+      .describe(
+        "Real target images per class per iteration (the reference: 5000 in all, class-balanced). The conv kernel's memory is n_t x n_s x pixels per layer, so its presets use far fewer.",
+      ),
+    kernelDtype: z
+      .enum(['float64', 'float32'])
+      .default('float64')
+      .describe('Arithmetic of the kernel (the solve is always float64).'),
+    evalChunk: z
+      .number()
+      .int()
+      .positive()
+      .default(500)
+      .describe('Test images per kernel block in the KRR evaluation (memory bound).'),
   })
   .strict();
 

@@ -50,41 +50,62 @@ export function trajectorySchema(method: 'mtt' | 'tesla') {
   ];
   return z
     .object({
-      /** Directory of expert trajectories (`distillery experts`). */
-      experts: z.string({
-        required_error: 'set methodConfig.experts to a directory made by `distillery experts`',
-      }),
-      /** How the gradient is computed (see the top of this file). */
-      gradient: z.enum(gradients).default(gradients[0]),
-      /** Student SGD steps per iteration. */
-      synSteps: z.number().int().positive().default(20),
-      /** Expert epochs the student must cover (target = start + expertEpochs). */
-      expertEpochs: z.number().int().positive().default(3),
-      /** Start epochs are drawn from [0, maxStartEpoch - 1], as np.random.randint(0, max_start_epoch). */
-      maxStartEpoch: z.number().int().positive().default(25),
-      /** Synthetic images per student step; default: all of them. */
-      batchSyn: z.number().int().positive().optional(),
-      /** Initial learnable learning rate of the student (its optimizer: the run's optimizers.lr). */
-      lrTeacher: z.number().positive().default(0.01),
-      /** DSA on the student's batches (one group per batch, per-image parameters). */
-      dsa: z.boolean().default(true),
-      dsaStrategy: z.string().optional(),
-      /**
-       * 'off': hard labels (the references' default). 'teacher': TESLA's teacher labels, recomputed every
-       * iteration from the sampled target parameters on the current images. 'fixed': soft labels computed
-       * once at init from a random expert's final epoch.
-       */
+      experts: z
+        .string({ required_error: 'set methodConfig.experts to a directory made by `distillery experts`' })
+        .describe('Directory of expert trajectories (`distillery experts`).'),
+      gradient: z
+        .enum(gradients)
+        .default(gradients[0])
+        .describe('How the gradient is computed (see the top of this file).'),
+      synSteps: z.number().int().positive().default(20).describe('Student SGD steps per iteration.'),
+      expertEpochs: z
+        .number()
+        .int()
+        .positive()
+        .default(3)
+        .describe('Expert epochs the student must cover (target = start + expertEpochs).'),
+      maxStartEpoch: z
+        .number()
+        .int()
+        .positive()
+        .default(25)
+        .describe(
+          'Start epochs are drawn from [0, maxStartEpoch - 1], as np.random.randint(0, max_start_epoch).',
+        ),
+      batchSyn: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe('Synthetic images per student step; default: all of them.'),
+      lrTeacher: z
+        .number()
+        .positive()
+        .default(0.01)
+        .describe("Initial learnable learning rate of the student (its optimizer: the run's optimizers.lr)."),
+      dsa: z
+        .boolean()
+        .default(true)
+        .describe("DSA on the student's batches (one group per batch, per-image parameters)."),
+      dsaStrategy: z
+        .string()
+        .optional()
+        .describe("DSA strategy; default: the dataset's (no flips for digits)."),
       // Runs recorded before the three modes had a boolean: true was today's 'fixed'.
-      softLabels: z.preprocess(
-        (v) => (v === true ? 'fixed' : v === false ? 'off' : v),
-        z.enum(['off', 'teacher', 'fixed']).default('off'),
-      ),
-      /**
-       * 'walk' (the references' default, load_all off): experts in a shuffled order without
-       * replacement, reshuffled when all were used. 'uniform' (their --load_all): one drawn with
-       * replacement each iteration.
-       */
-      expertSampling: z.enum(['walk', 'uniform']).default('walk'),
+      softLabels: z
+        .preprocess(
+          (v) => (v === true ? 'fixed' : v === false ? 'off' : v),
+          z.enum(['off', 'teacher', 'fixed']).default('off'),
+        )
+        .describe(
+          "'off': hard labels (the references' default). 'teacher': TESLA's teacher labels, recomputed every iteration from the sampled target parameters on the current images. 'fixed': soft labels computed once at init from a random expert's final epoch.",
+        ),
+      expertSampling: z
+        .enum(['walk', 'uniform'])
+        .default('walk')
+        .describe(
+          "'walk' (the references' default, load_all off): experts in a shuffled order without replacement, reshuffled when all were used. 'uniform' (their --load_all): one drawn with replacement each iteration.",
+        ),
     })
     .strict();
 }

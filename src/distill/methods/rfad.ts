@@ -23,24 +23,48 @@ import type { SyntheticSet } from '../synthetic.js';
 
 const schema = z
   .object({
-    /** Random ConvNets per iteration (the reference's n_models). */
-    models: z.number().int().positive().default(8),
-    /** Channels of each random ConvNet (the reference: k = 2 x net_width 128). */
-    width: z.number().int().positive().default(256),
-    depth: z.number().int().positive().default(3),
-    /** Real training images per iteration, drawn at random (the reference: n_batches 4 x 1280). */
-    batchReal: z.number().int().positive().default(5120),
-    /** Real images per no-grad forward. */
-    realChunk: z.number().int().positive().default(1280),
-    /** Ridge relative to the mean diagonal of K_ss (the reference's jit). */
-    jit: z.number().nonnegative().default(5e-3),
-    /** 'platt' (cross-entropy on exp(k) x predictions, k learned) or 'mse'. */
-    loss: z.enum(['platt', 'mse']).default('platt'),
-    /** AdaBelief lr of the Platt scale k. */
-    plattLr: z.number().positive().default(1e-2),
-    /** Fixed-seed random models of the KRR evaluation (the reference validates with 16). */
-    evalModels: z.number().int().positive().default(8),
-    evalChunk: z.number().int().positive().default(1000),
+    models: z
+      .number()
+      .int()
+      .positive()
+      .default(8)
+      .describe("Random ConvNets per iteration (the reference's n_models)."),
+    width: z
+      .number()
+      .int()
+      .positive()
+      .default(256)
+      .describe('Channels of each random ConvNet (the reference: k = 2 x net_width 128).'),
+    depth: z.number().int().positive().default(3).describe('Convolutional blocks of each network.'),
+    batchReal: z
+      .number()
+      .int()
+      .positive()
+      .default(5120)
+      .describe('Real training images per iteration, drawn at random (the reference: n_batches 4 x 1280).'),
+    realChunk: z.number().int().positive().default(1280).describe('Real images per no-grad forward.'),
+    jit: z
+      .number()
+      .nonnegative()
+      .default(5e-3)
+      .describe("Ridge relative to the mean diagonal of K_ss (the reference's jit)."),
+    loss: z
+      .enum(['platt', 'mse'])
+      .default('platt')
+      .describe("'platt' (cross-entropy on exp(k) x predictions, k learned) or 'mse'."),
+    plattLr: z.number().positive().default(1e-2).describe('AdaBelief lr of the Platt scale k.'),
+    evalModels: z
+      .number()
+      .int()
+      .positive()
+      .default(8)
+      .describe('Fixed-seed random models of the KRR evaluation (the reference validates with 16).'),
+    evalChunk: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('Test images per feature pass of the KRR evaluation (bounds memory).'),
   })
   .strict();
 
