@@ -21,7 +21,8 @@
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
 //       [--methods kip,rfad,frepo,dd --pm-iterations 500,500]  (performance matching, `quick` preset otherwise;
 //        the KRR methods' own KRR test accuracy is logged per set; DD unrolls the ConvNet here)
-//       [--target-loss mse,argmax]  (learned regression targets: evaluated under each loss, default mse)
+//       [--target-loss argmax,mse,softmax]  (learned regression targets: evaluated under each loss, default argmax;
+//        a loss whose training diverges is logged and left out)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
 import * as E from '../src/engine/index.js';
@@ -35,6 +36,7 @@ import {
   summarize,
   type Score,
   TARGET_LOSSES,
+  DivergedError,
   type TargetLoss,
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
@@ -105,7 +107,7 @@ const pmIterations = arg('--pm-iterations', '500,500').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // Sets with learned regression targets (KIP/RFAD/FRePo) are evaluated under each of these losses;
 // the first is the column's, the others get their own column 'method (loss)'.
-const targetLosses = arg('--target-loss', 'mse')
+const targetLosses = arg('--target-loss', 'argmax')
   .split(',')
   .map((l) => {
     if (!(TARGET_LOSSES as readonly string[]).includes(l))
@@ -213,8 +215,17 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
     losses.forEach((loss, i) => {
       const key = i === 0 ? d.column : `${d.column} (${loss})`;
       const train = synthetic.trainingSet(loss);
-      const score = evaluateSet(dataset, train, evalOpts).ConvNet;
-      train.labels.dispose();
+      let score: Score;
+      try {
+        score = evaluateSet(dataset, train, evalOpts).ConvNet;
+      } catch (e) {
+        // A loss under which the protocol's training diverges is a finding, not a crash.
+        if (!(e instanceof DivergedError)) throw e;
+        log(`  ${key} set ${k} (targets: ${loss}): ${e.message}`);
+        return;
+      } finally {
+        train.labels.dispose();
+      }
       const what = synthetic.labelForm === 'targets' ? ` (targets: ${loss})` : '';
       if (sets > 1 || losses.length > 1)
         log(

@@ -50,10 +50,10 @@ export const distillConfigSchema = z
     evalPrecision: precisionOption('auto'),
     /**
      * How sets with learned regression targets (KIP, RFAD, FRePo) train evaluation networks
-     * (eval/protocol.ts TargetLoss): 'mse' as FRePo's and RFAD's evaluations, 'softmax' (soft
-     * cross-entropy on softmax(targets)) or 'argmax' (cross-entropy on the argmax class).
+     * (eval/protocol.ts TargetLoss): 'argmax' (cross-entropy on the argmax class; the default, stable
+     * under the shared SGD protocol), 'mse' (FRePo's and RFAD's evaluation loss) or 'softmax'.
      */
-    evalTargetLoss: z.enum(['mse', 'softmax', 'argmax']).default('mse'),
+    evalTargetLoss: z.enum(['mse', 'softmax', 'argmax']).default('argmax'),
     /** Also evaluate a random real subset of the same size at the end. */
     baselines: z.boolean().default(true),
     checkpointEvery: z.number().int().positive().default(100),

@@ -146,9 +146,9 @@ export class SyntheticSet {
   /**
    * What a network is trained on under the standard protocol (detached): the decoded images, hard or
    * soft labels (soft cross-entropy), the learned lr. Learned regression targets train as `targetLoss`
-   * says (eval/protocol.ts TargetLoss; default 'mse', as FRePo's and RFAD's evaluations).
+   * says (eval/protocol.ts TargetLoss; default 'argmax').
    */
-  trainingSet(targetLoss: TargetLoss = 'mse'): TrainSet {
+  trainingSet(targetLoss: TargetLoss = 'argmax'): TrainSet {
     return E.tidy(() => {
       const { images, labels } = this.decode();
       const lr = this.lr?.item();

@@ -8,6 +8,7 @@ export {
   usesMixedPrecision,
   lowPrecisionGradients,
   targetLoss,
+  DivergedError,
   trainingLoss,
   targetTrainSet,
   TARGET_LOSSES,
