@@ -162,9 +162,17 @@ export function saveArtifact(
     if (o.labelTargets) tensors.labelTargets = o.labelTargets.detach().contiguous();
     for (const [name, t] of Object.entries(dataset.preprocessing.tensors()))
       tensors[`preprocessing.${name}`] = t;
+    // The file alone can be de-normalised and read: pixels = images x std + mean (per channel, unless
+    // ZCA-whitened: then preprocessing.zca.* holds the inverse), labels name `classes`.
+    const spec = dataset.preprocessing.toSpec();
     E.saveSafetensors(join(dir, 'synthetic.safetensors'), tensors, {
       format: ARTIFACT_FORMAT,
       formatVersion: String(ARTIFACT_VERSION),
+      mean: JSON.stringify(spec.mean),
+      std: JSON.stringify(spec.std),
+      zca: String(Boolean(spec.zca)),
+      classes: JSON.stringify(dataset.classes),
+      dataset: dataset.name,
     });
     writeFileAtomic(
       join(dir, 'grid.png'),

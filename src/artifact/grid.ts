@@ -19,7 +19,10 @@ export function gridImages(images: E.Tensor, classes: number, perClass: number):
  * `cols` tiles with a 2-pixel gap, as a PNG.
  */
 export function gridPng(raw: E.Tensor, rows: number, cols: number): Buffer {
-  const [n, c, h, w] = raw.shape;
+  const [n, c, h0, w0] = raw.shape;
+  // Small images (MNIST's 28 px) are upscaled by whole pixels to at least 56 px, so the grid is legible.
+  const zoom = Math.max(1, Math.ceil(56 / Math.max(h0, w0)));
+  const [h, w] = [h0 * zoom, w0 * zoom];
   const gap = 2;
   const width = cols * (w + gap) + gap;
   const height = rows * (h + gap) + gap;
@@ -32,7 +35,9 @@ export function gridPng(raw: E.Tensor, rows: number, cols: number): Buffer {
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const o = ((top + y) * width + left + x) * 4;
-        for (let k = 0; k < 3; k++) png.data[o + k] = pixels[((i * c + (c === 1 ? 0 : k)) * h + y) * w + x];
+        const [sy, sx] = [Math.floor(y / zoom), Math.floor(x / zoom)];
+        for (let k = 0; k < 3; k++)
+          png.data[o + k] = pixels[((i * c + (c === 1 ? 0 : k)) * h0 + sy) * w0 + sx];
         png.data[o + 3] = 255;
       }
     }

@@ -11,6 +11,7 @@ import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
+import { exportCommand } from './commands/export.js';
 import { runDemo } from './demo.js';
 import { UsageError } from './output.js';
 import '../distill/methods/index.js';
@@ -174,6 +175,15 @@ program
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
   .option('--json', 'one JSON object per line')
   .action((artifact: string, o) => evalCommand(artifact, o));
+
+program
+  .command('export')
+  .description('write an artifact as NumPy .npy files or one PNG per image (de-normalised)')
+  .argument('<artifact>', 'artifact directory')
+  .option('--format <f>', "'npy' (images.npy in model-input space, pixels.npy, labels.npy) or 'png'", 'npy')
+  .option('--out <dir>', 'output directory (default ARTIFACT/<format>)')
+  .option('--json', 'one JSON object per line')
+  .action((artifact: string, o) => exportCommand(artifact, o));
 
 program
   .command('experts')

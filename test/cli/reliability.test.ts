@@ -246,3 +246,37 @@ test('--config FILE (YAML or JSON) is layered under the flags and validated; met
   assert.match(cli(['--version']).stdout, /^distillery \d+\.\d+\.\d+ \(libtorch [\d.]+, node [\d.]+\)/);
   assert.match(cli(['distill', '--help']).stdout, /distillation method: dc, dsa,[^]*\bdm\b/);
 });
+
+test('export: .npy files NumPy loads (header checked here, values equal the artifact), one PNG per image; the safetensors metadata de-normalises alone', () => {
+  const out = join(tempDir('rel-export'), 'run');
+  assert.equal(cli([...base(out), '--eval-runs', '0']).status, 0);
+  const art = join(out, 'artifact');
+  const r = cli(['export', art, '--format', 'npy', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const bytes = readFileSync(join(art, 'npy', 'images.npy'));
+  assert.equal(bytes.subarray(0, 6).toString('latin1'), '\x93NUMPY');
+  const headerLength = bytes.readUInt16LE(8);
+  assert.equal((10 + headerLength) % 64, 0, 'the data starts 64-byte aligned');
+  const header = bytes.subarray(10, 10 + headerLength).toString('latin1');
+  assert.match(header, /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(2, 3, 16, 16\), \} *\n$/);
+  const values = new Float32Array(
+    bytes.buffer.slice(bytes.byteOffset + 10 + headerLength, bytes.byteOffset + bytes.length),
+  );
+  const { tensors, metadata } = E.loadSafetensors(join(art, 'synthetic.safetensors'));
+  assert.deepEqual([...values], tensors.images.toNumbers());
+  assert.match(
+    readFileSync(join(art, 'npy', 'labels.npy'))
+      .subarray(10, 80)
+      .toString('latin1'),
+    /'descr': '<i8'.*'shape': \(2,\)/,
+  );
+  assert.deepEqual(JSON.parse(metadata.classes), ['left', 'right']);
+  assert.equal(JSON.parse(metadata.std).length, 3);
+  const png = cli(['export', art, '--format', 'png', '--out', join(out, 'png'), '--json']);
+  assert.equal(png.status, 0, png.stderr);
+  assert.deepEqual(
+    JSON.parse(png.stdout.trim()).files.map((f: string) => f.slice(out.length)),
+    ['/png/0-left/0.png', '/png/1-right/0.png'],
+  );
+  assert.equal(cli(['export', art, '--format', 'tiff']).status, 2);
+});
