@@ -50,7 +50,8 @@ export interface DistillResult {
   runDir: string;
   artifact: string;
   /** How the final set was evaluated (model and protocol). */
-  evaluation: { model: string; protocol: Protocol };
+  /** How the final set was evaluated: model, protocol and the networks' seed (evaluationSeed). */
+  evaluation: { model: string; protocol: Protocol; seed?: number };
   final: Record<string, Score> | null;
   randomSubset: Record<string, Score> | null;
   interrupted: boolean;
@@ -369,7 +370,7 @@ export class Distiller {
     return {
       runDir: this.runDir.path,
       artifact: this.runDir.artifact,
-      evaluation: { model: evalModel, protocol },
+      evaluation: { model: evalModel, protocol, seed: evaluationSeed(cfg.seed, cfg.iterations) },
       final,
       randomSubset: random,
       interrupted: false,

@@ -280,3 +280,52 @@ test('export: .npy files NumPy loads (header checked here, values equal the arti
   );
   assert.equal(cli(['export', art, '--format', 'tiff']).status, 2);
 });
+
+test("one seed derivation: distillery eval reproduces distill's own evaluation of the artifact", () => {
+  const out = join(tempDir('rel-seed'), 'run');
+  const run = cli([
+    ...base(out),
+    '--eval-runs',
+    '1',
+    '--eval-epochs',
+    '2',
+    '--eval-precision',
+    'float32',
+    '--json',
+  ]);
+  assert.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout.trim().split('\n').pop() as string);
+  const e = cli([
+    'eval',
+    join(out, 'artifact'),
+    '--runs',
+    '1',
+    '--epochs',
+    '2',
+    '--precision',
+    'float32',
+    '--no-baselines',
+    '--json',
+  ]);
+  assert.equal(e.status, 0, e.stderr);
+  const evaluated = JSON.parse(e.stdout.trim().split('\n').pop() as string);
+  // Same seed (the run's seed and iterations through evaluationSeed), so the same networks and number.
+  assert.equal(evaluated.evaluationSeed, result.evaluationSeed);
+  assert.equal(evaluated.distilled.ConvNet.mean, result.final.ConvNet.mean);
+  const other = cli([
+    'eval',
+    join(out, 'artifact'),
+    '--runs',
+    '1',
+    '--epochs',
+    '2',
+    '--no-baselines',
+    '--seed',
+    '9',
+    '--json',
+  ]);
+  assert.notEqual(
+    JSON.parse(other.stdout.trim().split('\n').pop() as string).evaluationSeed,
+    result.evaluationSeed,
+  );
+});

@@ -307,6 +307,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       artifact: r.artifact,
       final: r.final,
       randomSubset: r.randomSubset,
+      evaluationSeed: r.evaluation.seed,
       seconds: r.seconds,
     });
   } finally {

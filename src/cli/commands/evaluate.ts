@@ -189,6 +189,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     artifact: artifactDir,
     protocol: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
     ...(art.labelTargets ? { targetLoss } : {}),
+    evaluationSeed: setSeed,
     distilled,
     randomSubset: o.baselines ? random : null,
     fullData: fullData ? full : null,
