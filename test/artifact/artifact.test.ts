@@ -38,7 +38,13 @@ test('save and load round trip, with a grid of one row per class', () => {
   assert.equal(art.meta.seed, 7);
   assert.ok(art.meta.versions.libtorch.length > 0);
   const png = PNG.sync.read(readFileSync(join(dir, 'grid.png')));
-  assert.deepEqual([png.width, png.height], [2 * 30 + 2, 10 * 30 + 2]);
+  // 28 px images upscaled x2 to 56 px tiles (2 px gaps), after a margin holding the class index (one digit).
+  const margin = 8 + 4;
+  assert.deepEqual([png.width, png.height], [margin + 2 * 58 + 2, 10 * 58 + 2]);
+  // Row 0's label: the glyph '0' has its top-left pixel set (black) beside the first tile.
+  const top = 2 + Math.floor((56 - 10) / 2);
+  assert.equal(png.data[(top * png.width + 2) * 4], 0, 'the class index is drawn at the left');
+  assert.equal(png.data[(1 * png.width + 1) * 4], 255, 'the margin is white elsewhere');
 });
 
 test('mismatched dataset or preprocessing is rejected with what to do', () => {
