@@ -1,7 +1,7 @@
 // `distillery report <run-dir>`: one self-contained HTML file (no network, no
 // scripts): the configuration, the loss curve and accuracy over iterations as
 // inline SVG, the final image grid, and the evaluation next to the random subset.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunDir } from '../distill/rundir.js';
 
@@ -35,6 +35,35 @@ ${points.length < 30 ? points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" 
 <text x="${pad}" y="${h - 8}" font-size="10">iteration ${x0}</text>
 <text x="${w - pad - 60}" y="${h - 8}" font-size="10">${x1}</text>
 </svg>`;
+}
+
+interface SavedEvaluation {
+  models: string[];
+  protocols: Record<string, { epochs: number; augment: string; precision: string }>;
+  distilled: Record<string, ScoreLike>;
+  randomSubset: Record<string, ScoreLike> | null;
+  createdAt?: string;
+}
+
+/** The results `distillery eval` saved in ARTIFACT/evaluations/ (other architectures, protocols). */
+function savedEvaluations(artifact: string, fmt: (s: ScoreLike | undefined) => string): string {
+  const dir = join(artifact, 'evaluations');
+  if (!existsSync(dir)) return '';
+  const rows = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .flatMap((f) => {
+      const e = JSON.parse(readFileSync(join(dir, f), 'utf8')) as SavedEvaluation;
+      return e.models.map((m) => {
+        const p = e.protocols[m];
+        const protocol = p ? `${p.epochs} epochs, ${esc(p.augment)}, ${esc(p.precision)}` : '';
+        return `<tr><td>${esc(m)}</td><td>${fmt(e.distilled[m])}</td><td>${fmt(e.randomSubset?.[m])}</td><td>${protocol}</td></tr>`;
+      });
+    });
+  if (!rows.length) return '';
+  return `<h2>Other evaluations (<code>distillery eval</code>)</h2>
+<table><tr><th>model</th><th>distilled set</th><th>random real subset</th><th>protocol</th></tr>
+${rows.join('\n')}</table>`;
 }
 
 export function renderReport(dir: string): string {
@@ -76,6 +105,7 @@ export function renderReport(dir: string): string {
 <table><tr><th>model</th><th>distilled set</th><th>random real subset, same size</th></tr>
 <tr><td>${esc(model)}</td><td>${fmt(last?.eval[model])}</td><td>${fmt(last?.randomSubset?.[model] ?? undefined)}</td></tr></table>
 <p>Protocol: ${last?.protocol ? `${last.protocol.epochs} epochs, augmentation ${esc(last.protocol.augment)}, ${esc(last.protocol.precision)}` : 'not evaluated yet'}; SGD momentum 0.9, lr 0.01 (or the learned lr) decayed &times;0.1 halfway; test accuracy after the last epoch.</p>
+${savedEvaluations(run.artifact, fmt)}
 <h2>Loss</h2>
 ${svgChart(losses, `${record.config.method} matching loss`, (v) => v.toPrecision(3))}
 <h2>Accuracy over iterations</h2>

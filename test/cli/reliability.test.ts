@@ -202,6 +202,9 @@ test('without a terminal, progress lines carry the loss, rate, elapsed time and 
   assert.deepEqual(result.models, ['ConvNetW32']);
   assert.ok(result.distilled.ConvNetW32.mean >= 0 && result.randomSubset.ConvNetW32.runs.length === 1);
   assert.equal(result.fullData, null);
+  const report = cli(['report', out]);
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Other evaluations[^]*<td>ConvNetW32<\/td>/);
 });
 
 test('--config FILE (YAML or JSON) is layered under the flags and validated; methods <name> lists settings; --version', () => {
