@@ -36,8 +36,10 @@ export interface Reporter {
 /** '1 h 05 min', '3 min 20 s', '12 s'. */
 export function duration(seconds: number): string {
   const s = Math.round(seconds);
-  if (s >= 3600)
-    return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, '0')} min`;
+  if (s >= 3600) {
+    const minutes = Math.round(s / 60); // whole minutes first, so 59.5 never prints as '60 min'
+    return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+  }
   if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
   return `${s} s`;
 }

@@ -20,6 +20,8 @@ export interface DistillOptions {
   runDir?: string;
   /** Continue the run in runDir from its checkpoint. */
   resume?: boolean;
+  /** Replace a run already in runDir (default: refuse, so nothing is lost by accident). */
+  overwrite?: boolean;
   /** An already loaded dataset (default: loaded from config.dataset / dataDir). */
   dataset?: Dataset;
   hooks?: DistillHooks;
@@ -52,6 +54,7 @@ export async function distill(
   const runDir = new RunDir(o.runDir ?? defaultRunDir(config));
   const result = await new Distiller(config, runDir, o.hooks).run({
     resume: o.resume ?? false,
+    overwrite: o.overwrite ?? false,
     dataset: o.dataset,
   });
   const artifact = result.interrupted ? null : loadArtifact(result.artifact);

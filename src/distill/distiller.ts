@@ -106,24 +106,27 @@ export class Distiller {
     this.stopRequested = true;
   }
 
-  async run(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
-    const fresh = !existsSync(this.runDir.path);
+  /** `overwrite`: replace a finished or stopped run in the directory instead of refusing. */
+  async run(o: { resume: boolean; dataset?: Dataset; overwrite?: boolean }): Promise<DistillResult> {
     this.runDir.lock();
     try {
       return await this.runLocked(o);
     } catch (e) {
-      // A start that failed before writing run.json leaves nothing behind to block the corrected rerun.
-      if (fresh && !existsSync(this.runDir.runJson)) {
-        this.runDir.unlock();
-        rmSync(this.runDir.path, { recursive: true, force: true });
-      }
+      // A start that failed before writing run.json leaves nothing behind to block the corrected rerun:
+      // the directories lock() created go, the lock with them (still held, so nobody else is inside).
+      const created = this.runDir.createdRoot;
+      if (created && !existsSync(this.runDir.runJson)) rmSync(created, { recursive: true, force: true });
       throw e;
     } finally {
       this.runDir.unlock();
     }
   }
 
-  private async runLocked(o: { resume: boolean; dataset?: Dataset }): Promise<DistillResult> {
+  private async runLocked(o: {
+    resume: boolean;
+    dataset?: Dataset;
+    overwrite?: boolean;
+  }): Promise<DistillResult> {
     const { session, start } = this.setup(o);
     try {
       const protocol = this.protocol(session);
@@ -151,13 +154,18 @@ export class Distiller {
   }
 
   /** Checks the dataset and config, creates or reopens the run directory, builds or restores the session. */
-  private setup(o: { resume: boolean; dataset?: Dataset }): { session: Session; start: number } {
+  private setup(o: { resume: boolean; dataset?: Dataset; overwrite?: boolean }): {
+    session: Session;
+    start: number;
+  } {
     const cfg = this.config;
     // Checked under the lock: another process may have started a run here since the caller looked.
     if (!o.resume && existsSync(this.runDir.runJson)) {
-      throw new DistillError(
-        `run directory ${this.runDir.path} already holds a run: resume it with --resume ${this.runDir.path}, or choose another --out`,
-      );
+      if (!o.overwrite)
+        throw new DistillError(
+          `run directory ${this.runDir.path} already holds a run: resume it (--resume ${this.runDir.path}; distill(..., { resume: true })), replace it (distill(..., { overwrite: true })), or choose another directory (--out; runDir)`,
+        );
+      this.runDir.removeRun();
     }
     if (o.resume) {
       const removed = this.runDir.removeStaleTempFiles();
@@ -258,12 +266,14 @@ export class Distiller {
   ): (model: string, run: number, epoch: number) => void {
     const perNetwork = protocol.epochs + 1;
     const total = this.config.evalRuns * perNetwork;
-    return (model, run, epoch) =>
+    return (model, run, epoch) => {
+      this.runDir.heartbeat();
       this.hooks.onEvaluationProgress?.({
         done: run * perNetwork + epoch + 1,
         total,
         status: `${what}: ${model} #${run + 1} epoch ${epoch}`,
       });
+    };
   }
 
   private saveCheckpoint(s: Session, iteration: number): void {
@@ -281,6 +291,7 @@ export class Distiller {
     try {
       return await runIterations(s, start, cfg.iterations, {
         after: ({ iteration, loss, seconds }) => {
+          this.runDir.heartbeat();
           this.runDir.log({ iteration, loss, seconds });
           this.hooks.onIteration?.({ iteration, loss, seconds });
           if (cfg.evalEvery > 0 && iteration % cfg.evalEvery === 0 && iteration < cfg.iterations) {

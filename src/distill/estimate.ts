@@ -43,7 +43,8 @@ export async function estimateRun(
 ): Promise<RunEstimate> {
   const session = newSession(dataset, config);
   const seconds: number[] = [];
-  const its = Math.min(config.iterations, measured + 1);
+  // At least one iteration is measured, even for a run of 0 iterations (its cost is then 0).
+  const its = Math.max(1, Math.min(config.iterations, measured + 1));
   try {
     await runIterations(session, 0, its, { after: ({ seconds: s }) => void seconds.push(s) });
   } finally {

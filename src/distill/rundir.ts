@@ -1,16 +1,19 @@
 // The run directory: run.json (resolved config, seed, versions, dataset checksum),
 // metrics.jsonl, checkpoint.safetensors, and the final artifact/.
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  linkSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
-import {
-  makeDirectory,
-  processAlive,
-  removeStaleTempFiles,
-  writeAll,
-  writeFileAtomic,
-} from '../engine/files.js';
+import { makeDirectory, processAlive, removeStaleTempFiles, writeFileAtomic } from '../engine/files.js';
 import type { DistillConfig } from './config.js';
 
 export interface RunRecord {
@@ -42,8 +45,16 @@ export class RunDirError extends Error {
   }
 }
 
+/** A lock from another host is taken over once its heartbeat is this old (its run is gone). */
+export const LOCK_STALE_MS = 30 * 60 * 1000;
+/** Lock files this process holds (a restarted container may reuse a dead run's pid). */
+const HELD = new Set<string>();
+
 export class RunDir {
   private release: (() => void) | null = null;
+  private lastBeat = 0;
+  /** The outermost directory lock() created (null: it existed). */
+  createdRoot: string | null = null;
 
   constructor(readonly path: string) {}
 
@@ -65,42 +76,51 @@ export class RunDir {
 
   /**
    * Takes the directory for this process until unlock() or exit: two runs given the same --out would
-   * interleave their metrics and checkpoints. A lock left by a process that no longer runs (killed)
-   * is taken over; one held by a running process is refused, naming it. Creates the directory.
+   * interleave their metrics and checkpoints. The lock file appears whole or not at all (written
+   * aside, then hard-linked into place). A lock whose process no longer runs is taken over, as is
+   * one from another host (a restarted container) whose heartbeat is older than LOCK_STALE_MS; a
+   * live one is refused, naming its process. Creates the directory (`createdRoot` records the
+   * outermost directory it made, for a failed start's cleanup).
    */
   lock(): void {
     if (this.release) return;
     try {
-      makeDirectory(this.path);
+      this.createdRoot = makeDirectory(this.path);
     } catch (e) {
       throw new RunDirError(`run directory: ${errorText(e)}`);
     }
     const me: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-    for (let attempt = 0; attempt < 2; attempt++) {
-      let fd: number;
-      try {
-        fd = openSync(this.lockFile, 'wx');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
-          throw new RunDirError(`cannot lock run directory ${this.path}: ${errorText(e)}`);
-        this.clearStaleLock();
-        continue;
+    const aside = `${this.lockFile}.${process.pid}`;
+    writeFileAtomic(aside, JSON.stringify(me));
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          linkSync(aside, this.lockFile);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+            throw new RunDirError(`cannot lock run directory ${this.path}: ${errorText(e)}`);
+          this.takeOverStaleLock();
+          continue;
+        }
+        this.holdLock();
+        return;
       }
-      try {
-        writeAll(fd, Buffer.from(JSON.stringify(me)));
-      } finally {
-        closeSync(fd);
-      }
-      const file = this.lockFile;
-      const onExit = () => rmSync(file, { force: true });
-      process.on('exit', onExit);
-      this.release = () => {
-        process.off('exit', onExit);
-        onExit();
-      };
-      return;
+    } finally {
+      rmSync(aside, { force: true });
     }
     throw new RunDirError(`cannot lock run directory ${this.path}: another process took it at the same time`);
+  }
+
+  private holdLock(): void {
+    const file = this.lockFile;
+    HELD.add(file);
+    const onExit = () => rmSync(file, { force: true });
+    process.on('exit', onExit);
+    this.release = () => {
+      process.off('exit', onExit);
+      HELD.delete(file);
+      onExit();
+    };
   }
 
   /** Releases lock() (idempotent). */
@@ -109,21 +129,70 @@ export class RunDir {
     this.release = null;
   }
 
-  /** Removes the lock of a process that no longer runs; throws if a running process holds it. */
-  private clearStaleLock(): void {
+  /** Marks the lock alive (at most every few seconds): another host judges staleness by it. */
+  heartbeat(): void {
+    if (!this.release) return;
+    const now = Date.now();
+    if (now - this.lastBeat < 5000) return;
+    this.lastBeat = now;
+    try {
+      utimesSync(this.lockFile, now / 1000, now / 1000);
+    } catch {
+      // A missing lock is noticed by the next process, not here.
+    }
+  }
+
+  /** Whether the lock's owner is gone: this process's id but not held here, a dead pid, or a silent host. */
+  private isStale(owner: LockOwner | null, ageMs: number): boolean {
+    if (!owner) return ageMs > 10_000; // unreadable: a copy never written whole, unless it is brand new
+    if (owner.host !== hostname()) return ageMs > LOCK_STALE_MS;
+    if (owner.pid === process.pid) return !HELD.has(this.lockFile); // a restarted container reusing the pid
+    return !processAlive(owner.pid);
+  }
+
+  /** Moves a stale lock out of the way (atomically, by rename); throws if a live process holds it. */
+  private takeOverStaleLock(): void {
+    let text = '';
+    let ageMs = 0;
+    try {
+      text = readFileSync(this.lockFile, 'utf8');
+      ageMs = Date.now() - statSync(this.lockFile).mtimeMs;
+    } catch {
+      return; // gone meanwhile: try again
+    }
     let owner: LockOwner | null = null;
     try {
-      owner = JSON.parse(readFileSync(this.lockFile, 'utf8')) as LockOwner;
+      owner = JSON.parse(text) as LockOwner;
     } catch {
-      // Torn or unreadable: its writer died between creating and writing it.
+      // judged by age below
     }
-    if (owner && (owner.host !== hostname() || processAlive(owner.pid))) {
-      const where = owner.host === hostname() ? '' : ` on host ${owner.host}`;
+    if (!this.isStale(owner, ageMs)) {
+      const where = owner && owner.host !== hostname() ? ` on host ${owner.host}` : '';
       throw new RunDirError(
-        `run directory ${this.path} is in use by process ${owner.pid}${where} (since ${owner.since}); wait for it to finish, or choose another --out. If that process is gone, delete ${this.lockFile}`,
+        `run directory ${this.path} is in use by process ${owner?.pid ?? '?'}${where} (since ${owner?.since ?? '?'}); wait for it to finish, or choose another --out. If that process is gone, delete ${this.lockFile}`,
       );
     }
-    rmSync(this.lockFile, { force: true });
+    const moved = `${this.lockFile}.stale-${process.pid}`;
+    try {
+      renameSync(this.lockFile, moved);
+    } catch {
+      return; // another process moved it first
+    }
+    // Another process may have replaced the stale lock with its own between the read and the rename.
+    if (readFileSync(moved, 'utf8') !== text) {
+      try {
+        linkSync(moved, this.lockFile);
+      } catch {
+        // someone else holds it now; our next attempt sees their lock
+      }
+    }
+    rmSync(moved, { force: true });
+  }
+
+  /** Deletes the run's files (run.json, metrics, checkpoint, artifact/), keeping the lock and anything else. */
+  removeRun(): void {
+    for (const f of [this.runJson, this.metrics, this.checkpoint, this.artifact])
+      rmSync(f, { recursive: true, force: true });
   }
 
   /** Removes temp files of writes that a killed process left behind (here and in artifact/). */

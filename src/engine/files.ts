@@ -92,35 +92,38 @@ export function removeStaleTempFiles(dir: string): string[] {
 }
 
 /**
- * mkdir -p with a precise error: Node's recursive mkdir reports a read-only file system as ENOENT
+ * mkdir -p with a precise error (returns the outermost directory it created, or null): Node's recursive mkdir reports a read-only file system as ENOENT
  * (and loops on some pseudo file systems), so the nearest existing ancestor is checked first.
  *
  * @example makeDirectory('runs/dm-mnist') // or throws "cannot create runs/dm-mnist: / is read-only ..."
  */
-export function makeDirectory(path: string): void {
+export function makeDirectory(path: string): string | null {
   let ancestor = resolve(path);
   while (!exists(ancestor) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);
   const fail = (why: string) => {
     throw new Error(`cannot create directory ${path}: ${why}`);
   };
   if (!statSync(ancestor).isDirectory()) fail(`${ancestor} is a file, not a directory`);
-  if (ancestor !== resolve(path)) {
-    try {
-      accessSync(ancestor, constants.W_OK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      fail(
-        code === 'EROFS'
-          ? `${ancestor} is on a read-only file system; choose a writable location`
-          : `${ancestor} is not writable (${code}); choose a writable location`,
-      );
-    }
+  if (ancestor === resolve(path)) return null;
+  try {
+    accessSync(ancestor, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail(
+      code === 'EROFS'
+        ? `${ancestor} is on a read-only file system; choose a writable location`
+        : `${ancestor} is not writable (${code}); choose a writable location`,
+    );
   }
   try {
     mkdirSync(path, { recursive: true });
   } catch (e) {
     fail(e instanceof Error ? e.message : String(e));
   }
+  // The outermost directory created: ancestor's child on the way to path.
+  let top = resolve(path);
+  while (dirname(top) !== ancestor) top = dirname(top);
+  return top;
 }
 
 function exists(path: string): boolean {

@@ -76,7 +76,8 @@ export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOpti
 
 function allFinite(value: unknown): boolean {
   if (typeof value === 'number') return Number.isFinite(value);
-  if (typeof value !== 'object' || value === null) return true;
+  if (value === null) return false; // JSON's spelling of a NaN that older versions cached
+  if (typeof value !== 'object') return true;
   return Object.values(value).every(allFinite);
 }
 
@@ -92,7 +93,8 @@ function cached<T>(key: unknown, compute: () => T): T {
   if (existsSync(file)) {
     try {
       const entry = JSON.parse(readFileSync(file, 'utf8')) as { key: unknown; value: T };
-      if (JSON.stringify(entry.key) === JSON.stringify(key)) return entry.value;
+      // An entry with a non-finite (null) score was written by an older version: recomputed.
+      if (JSON.stringify(entry.key) === JSON.stringify(key) && allFinite(entry.value)) return entry.value;
     } catch {
       // A corrupt cache entry is recomputed and overwritten.
     }

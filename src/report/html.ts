@@ -53,9 +53,18 @@ function savedEvaluations(artifact: string, fmt: (s: ScoreLike | undefined) => s
     .filter((f) => f.endsWith('.json'))
     .sort()
     .flatMap((f) => {
-      const e = JSON.parse(readFileSync(join(dir, f), 'utf8')) as SavedEvaluation;
+      let e: SavedEvaluation;
+      try {
+        e = JSON.parse(readFileSync(join(dir, f), 'utf8')) as SavedEvaluation;
+        if (!Array.isArray(e.models) || typeof e.distilled !== 'object') throw new Error('not an evaluation');
+      } catch (err) {
+        console.error(
+          `distillery: warning: skipping ${join(dir, f)} (${err instanceof Error ? err.message : String(err)})`,
+        );
+        return [];
+      }
       return e.models.map((m) => {
-        const p = e.protocols[m];
+        const p = e.protocols?.[m];
         const protocol = p ? `${p.epochs} epochs, ${esc(p.augment)}, ${esc(p.precision)}` : '';
         return `<tr><td>${esc(m)}</td><td>${fmt(e.distilled[m])}</td><td>${fmt(e.randomSubset?.[m])}</td><td>${protocol}</td></tr>`;
       });

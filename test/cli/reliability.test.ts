@@ -7,8 +7,9 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { scoreText } from '../../src/cli/output.js';
+import { duration, scoreText } from '../../src/cli/output.js';
 import { layeredConfig } from '../../src/distill/config.js';
+import { distill } from '../../src/distill/api.js';
 import { tempDir, writePng } from '../fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -66,11 +67,22 @@ test('resume refuses every changed setting, naming it; --preset and --out cannot
 });
 
 test('a failed start leaves no directory behind, so the corrected rerun works', () => {
-  const out = join(tempDir('rel-fail'), 'run');
+  const root = tempDir('rel-fail');
+  const out = join(root, 'new', 'deep', 'run');
   const r = cli(['distill', '--dataset', data, '--method', 'mtt', '--ipc', '1', '--out', out]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /experts: set methodConfig\.experts to a directory made by `distillery experts`/);
-  assert.equal(existsSync(out), false, 'no run directory after a failed start');
+  assert.equal(existsSync(join(root, 'new')), false, 'no run directory after a config error');
+  // A failure inside the run's setup (after the directory and its lock were made): all of it goes.
+  const big = cli(['distill', '--dataset', data, '--ipc', '9', '--out', out]);
+  assert.equal(big.status, 1);
+  assert.match(big.stderr, /--ipc 9 is larger than the smallest class/);
+  assert.equal(
+    existsSync(join(root, 'new')),
+    false,
+    'no run directory (nor its new parents) after a failed start',
+  );
+  assert.equal(cli([...base(out), '--eval-runs', '0']).status, 0, 'the corrected rerun works');
 });
 
 test('--set refuses prototype keys and paths through a value; numbers are checked', () => {
@@ -137,6 +149,9 @@ test('eval and show: empty model lists, run directories, broken meta.json and a 
 test('one network is reported as n=1, never +- 0.00', () => {
   assert.equal(scoreText({ mean: 0.548, std: 0, runs: [0.548] }, '%'), '54.80% (n=1)');
   assert.equal(scoreText({ mean: 0.5, std: 0.01, runs: [0.49, 0.51] }), '50.00 +- 1.00');
+  assert.equal(duration(7170), '2 h 00 min');
+  assert.equal(duration(3599), '59 min 59 s');
+  assert.equal(duration(3660), '1 h 01 min');
 });
 
 test('quick stays quick for any IPC and custom datasets (derived from the nearest preset); paper says it is paper-scale', () => {
@@ -331,4 +346,14 @@ test("one seed derivation: distillery eval reproduces distill's own evaluation o
     JSON.parse(other.stdout.trim().split('\n').pop() as string).evaluationSeed,
     result.evaluationSeed,
   );
+});
+
+test('the library refuses to replace a run unless asked (overwrite)', async () => {
+  const runDir = join(tempDir('rel-api'), 'run');
+  const input = { method: 'dm', dataset: data, ipc: 1, iterations: 1, evalRuns: 0 } as const;
+  await distill(input, { runDir });
+  await assert.rejects(distill(input, { runDir }), /already holds a run: resume it .*overwrite: true/);
+  const again = await distill({ ...input, seed: 1 }, { runDir, overwrite: true });
+  assert.equal(again.config.seed, 1);
+  assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).config.seed, 1);
 });

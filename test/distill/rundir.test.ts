@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { makeDirectory, writeAll, writeFileAtomic, type WriteFn } from '../../src/engine/files.js';
-import { RunDir } from '../../src/distill/rundir.js';
+import { LOCK_STALE_MS, RunDir } from '../../src/distill/rundir.js';
 import { tempDir } from '../fixtures.js';
 
 /** The id of a process that has exited (its lock or temp files are stale). */
@@ -68,6 +68,31 @@ test('a run directory is locked for the life of a run: a second run is refused n
   c.lock();
   assert.match(readFileSync(join(path, 'run.lock'), 'utf8'), new RegExp(`"pid":${process.pid}`));
   c.unlock();
+  // A restarted container: the same host name and pid (1, say) as the dead run, but not held here.
+  writeFileSync(
+    join(path, 'run.lock'),
+    JSON.stringify({ pid: process.pid, host: hostname(), since: 'then' }),
+  );
+  const d = new RunDir(path);
+  d.lock();
+  d.unlock();
+  // Another host: refused while its heartbeat is fresh, taken over once it is older than LOCK_STALE_MS.
+  const lockFile = join(path, 'run.lock');
+  writeFileSync(lockFile, JSON.stringify({ pid: 4242, host: 'elsewhere', since: 'then' }));
+  assert.throws(() => new RunDir(path).lock(), /in use by process 4242 on host elsewhere/);
+  const old = (Date.now() - LOCK_STALE_MS - 60_000) / 1000;
+  utimesSync(lockFile, old, old);
+  const e = new RunDir(path);
+  e.lock();
+  e.unlock();
+  // An unreadable lock is someone's lock being born unless it is old.
+  writeFileSync(lockFile, '{"pid":');
+  assert.throws(() => new RunDir(path).lock(), /in use by process \?/);
+  utimesSync(lockFile, Date.now() / 1000 - 60, Date.now() / 1000 - 60);
+  const f = new RunDir(path);
+  f.lock();
+  f.unlock();
+  assert.deepEqual(readdirSync(path), [], 'no lock or aside files left');
 });
 
 test('a torn last line of metrics.jsonl is dropped; a malformed line elsewhere names the file and line', () => {

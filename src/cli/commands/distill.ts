@@ -187,7 +187,7 @@ async function dryRun(
     const text = [
       `Estimate on this machine: distillation ${duration(e.distillSeconds)} (${config.iterations} iterations x ${e.secondsPerIteration.toFixed(3)} s),`,
       `evaluation ${duration(e.evaluationSeconds)} (${config.evalRuns} network(s) x ${e.evalEpochs} epochs${config.baselines ? ', twice: the set and the random-subset baseline, unless cached' : ''}${config.evalEvery ? `, plus every ${config.evalEvery} iterations` : ''});`,
-      `total about ${duration(e.distillSeconds + e.evaluationSeconds)}. Nothing was written (dry run).`,
+      `total about ${duration(e.distillSeconds + e.evaluationSeconds)}. No run directory was created (dry run; caches such as a teacher network may have been filled).`,
     ].join(' ');
     out.result(text, { dryRun: true, config, note, estimate: e });
   } finally {
@@ -198,6 +198,7 @@ async function dryRun(
 export async function distillCommand(o: DistillCommandOptions): Promise<void> {
   const out = createReporter(o.json ?? false);
   if (o.dryRun) {
+    if (o.resume) throw new UsageError('--dry-run estimates a new run; it cannot be combined with --resume');
     const built = buildConfig(o);
     return dryRun(out, built.config, built.note);
   }

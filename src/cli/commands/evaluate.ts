@@ -87,8 +87,8 @@ function parseTargetLoss(s: string | undefined): TargetLoss {
 export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   const out = createReporter(o.json ?? false);
   const precision = parsePrecision(o.precision);
-  const targetLoss = parseTargetLoss(o.targetLoss);
   const givenModels = o.models !== undefined ? parseModels(o.models) : undefined;
+  if (o.targetLoss !== undefined) parseTargetLoss(o.targetLoss); // fail before loading anything
   // Peek at the artifact's meta first: the dataset is loaded with the artifact's own preprocessing.
   const probe = loadArtifact(artifactDir);
   const dataset = loadDataset(probe.meta.dataset.name, {
@@ -96,6 +96,9 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     preprocessing: probe.preprocessing,
   });
   const art = loadArtifact(artifactDir, dataset);
+  // Default: the loss distill evaluated this artifact with, so eval reproduces it.
+  const recorded = (art.meta.metrics as { targetLoss?: string }).targetLoss;
+  const targetLoss = parseTargetLoss(o.targetLoss ?? recorded);
   // Defaults: what the producing method's reference evaluates with (coresets: DSA on eval mode 'S').
   const method = METHODS.find((m) => m.name === art.meta.method);
   const models = givenModels ?? [referenceEvalModel(method, art.meta.model)];
@@ -174,8 +177,12 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
       Object.assign(random, randomSubsetBaseline(dataset, art.meta.ipc, opts));
       advance(start + 2 * phase, `${m}: random subsets done`);
     }
+    // The full-data network does not depend on the artifact: one seed for all, so it is cached once.
     if (fullData)
-      Object.assign(full, fullDataBaseline(dataset, { ...opts, runs: 1, fullEpochs: o.fullEpochs }));
+      Object.assign(
+        full,
+        fullDataBaseline(dataset, { ...opts, seed: o.seed ?? 0, runs: 1, fullEpochs: o.fullEpochs }),
+      );
     start += perModel(i);
     advance(start, `${m} done`);
   });
@@ -194,17 +201,24 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
     randomSubset: o.baselines ? random : null,
     fullData: fullData ? full : null,
   });
-  const saved = saveEvaluation(artifactDir, {
-    models,
-    protocols: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
-    ...(art.labelTargets ? { targetLoss } : {}),
-    seed: runSeed,
-    runs: o.runs,
-    distilled,
-    randomSubset: o.baselines ? random : null,
-    fullData: fullData ? { epochs: o.fullEpochs, scores: full } : null,
-  });
-  out.info(`Saved in ${saved}`);
+  try {
+    const saved = saveEvaluation(artifactDir, {
+      models,
+      protocols: Object.fromEntries(models.map((m, i) => [m, protocols[i]])),
+      ...(art.labelTargets ? { targetLoss } : {}),
+      seed: runSeed,
+      runs: o.runs,
+      distilled,
+      randomSubset: o.baselines ? random : null,
+      fullData: fullData ? { epochs: o.fullEpochs, scores: full } : null,
+    });
+    out.info(`Saved in ${saved}`);
+  } catch (e) {
+    // The scores are printed above; a read-only artifact only loses the saved copy.
+    console.error(
+      `distillery: warning: results not saved in ${artifactDir}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
   if (set.labels !== art.labels) set.labels.dispose();
   for (const t of [art.images, art.labels, probe.images, probe.labels]) t.dispose();
   art.labelTargets?.dispose();
