@@ -5,7 +5,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ModelSpecError } from '../models/index.js';
-import { referenceEvalModel } from './method.js';
+import { referenceEvalModel, type AnyMethod } from './method.js';
+import { defaultStrategy } from '../augment/index.js';
 import './methods/index.js';
 import { getMethod } from './registry.js';
 import { precisionOption } from './precision.js';
@@ -208,7 +209,26 @@ export function resolveConfig(input: Record<string, unknown>): DistillConfig {
     if (e instanceof ModelSpecError) throw new ConfigError(e.message);
     throw e;
   }
-  return { ...config, evalModel, parameterization, methodConfig: m.data as Record<string, unknown> };
+  return {
+    ...config,
+    evalModel,
+    parameterization,
+    methodConfig: withDsaStrategy(method, config.dataset, m.data),
+  };
+}
+
+/**
+ * Records the dataset's default DSA strategy in the method's settings when the method takes one and
+ * none was given, so run.json (and a resumed run) keeps the strategy the run started with even if
+ * the default changes (custom datasets lost flips once).
+ */
+function withDsaStrategy(method: AnyMethod, dataset: string, data: unknown): Record<string, unknown> {
+  const settings = data as Record<string, unknown>;
+  if (settings.dsaStrategy !== undefined) return settings;
+  const r = method.schema.safeParse({ ...settings, dsaStrategy: defaultStrategy(dataset) });
+  return r.success && (r.data as Record<string, unknown>).dsaStrategy !== undefined
+    ? (r.data as Record<string, unknown>)
+    : settings;
 }
 
 export interface LayerOptions {
