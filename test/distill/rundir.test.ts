@@ -108,6 +108,12 @@ test('a torn last line of metrics.jsonl is dropped; a malformed line elsewhere n
   assert.throws(() => run.readMetrics(), /metrics\.jsonl line 2 is not JSON .*; remove that line/);
 });
 
+test('a failed append names the metrics file', () => {
+  const run = new RunDir(tempDir('append'));
+  makeDirectory(run.metrics); // a directory where the file should be: appends fail (EISDIR), as on a full disk
+  assert.throws(() => run.log({ iteration: 1 }), /cannot append to .*metrics\.jsonl: EISDIR/);
+});
+
 test('temp files of killed writes are removed; those of running processes are kept', () => {
   const run = new RunDir(tempDir('stale'));
   makeDirectory(run.artifact);
