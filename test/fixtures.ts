@@ -95,3 +95,19 @@ export function writePng(
   }
   writeFileSync(path, PNG.sync.write(png));
 }
+
+/** An image folder of two classes, left and right halves lit (6 PNGs of 16x16 each). */
+export function writeLeftRightFolder(prefix = 'lr-data'): string {
+  const root = tempDir(prefix);
+  for (const [c, x0] of [
+    ['left', 0],
+    ['right', 8],
+  ] as const) {
+    mkdirSync(join(root, c));
+    for (let i = 0; i < 6; i++)
+      writePng(join(root, c, `${i}.png`), 16, 16, (x) =>
+        x >= x0 && x < x0 + 8 ? [200 + i, 200, 200] : [0, 0, 0],
+      );
+  }
+  return root;
+}

@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempDir, writePng } from '../fixtures.js';
+import { tempDir, writeLeftRightFolder } from '../fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -17,20 +17,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function folderDataset(): string {
-  const root = tempDir('cli-data');
-  for (const [c, x0] of [
-    ['left', 0],
-    ['right', 8],
-  ] as const) {
-    mkdirSync(join(root, c));
-    for (let i = 0; i < 6; i++)
-      writePng(join(root, c, `${i}.png`), 16, 16, (x) =>
-        x >= x0 && x < x0 + 8 ? [200 + i, 200, 200] : [0, 0, 0],
-      );
-  }
-  return root;
-}
+const folderDataset = () => writeLeftRightFolder('cli-data');
 
 test('datasets: MNIST is available, others say how to get them (JSON)', () => {
   const r = cli(['datasets', '--json']);

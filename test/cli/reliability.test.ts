@@ -3,14 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { duration, scoreText } from '../../src/cli/output.js';
 import { layeredConfig } from '../../src/distill/config.js';
 import { distill } from '../../src/distill/api.js';
-import { tempDir, writePng } from '../fixtures.js';
+import { tempDir, writeLeftRightFolder } from '../fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const cache = tempDir('rel-cache');
@@ -23,20 +23,7 @@ function cli(args: string[]) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function folderDataset(): string {
-  const root = tempDir('rel-data');
-  for (const [c, x0] of [
-    ['left', 0],
-    ['right', 8],
-  ] as const) {
-    mkdirSync(join(root, c));
-    for (let i = 0; i < 6; i++)
-      writePng(join(root, c, `${i}.png`), 16, 16, (x) =>
-        x >= x0 && x < x0 + 8 ? [200 + i, 200, 200] : [0, 0, 0],
-      );
-  }
-  return root;
-}
+const folderDataset = () => writeLeftRightFolder('rel-data');
 
 const data = folderDataset();
 const base = (out: string) => ['distill', '--dataset', data, '--ipc', '1', '--iterations', '2', '--out', out];
@@ -301,6 +288,7 @@ test('export: .npy files NumPy loads (header checked here, values equal the arti
 
 test("one seed derivation: distillery eval reproduces distill's own evaluation of the artifact", () => {
   const out = join(tempDir('rel-seed'), 'run');
+  const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop() as string);
   const run = cli([
     ...base(out),
     '--eval-runs',
@@ -312,40 +300,26 @@ test("one seed derivation: distillery eval reproduces distill's own evaluation o
     '--json',
   ]);
   assert.equal(run.status, 0, run.stderr);
-  const result = JSON.parse(run.stdout.trim().split('\n').pop() as string);
-  const e = cli([
-    'eval',
-    join(out, 'artifact'),
-    '--runs',
-    '1',
-    '--epochs',
-    '2',
-    '--precision',
-    'float32',
-    '--no-baselines',
-    '--json',
-  ]);
+  const result = lastJson(run.stdout);
+  const evaluate = (...extra: string[]) =>
+    cli([
+      'eval',
+      join(out, 'artifact'),
+      '--runs',
+      '1',
+      '--epochs',
+      '2',
+      '--no-baselines',
+      '--json',
+      ...extra,
+    ]);
+  const e = evaluate('--precision', 'float32');
   assert.equal(e.status, 0, e.stderr);
-  const evaluated = JSON.parse(e.stdout.trim().split('\n').pop() as string);
+  const evaluated = lastJson(e.stdout);
   // Same seed (the run's seed and iterations through evaluationSeed), so the same networks and number.
   assert.equal(evaluated.evaluationSeed, result.evaluationSeed);
   assert.equal(evaluated.distilled.ConvNet.mean, result.final.ConvNet.mean);
-  const other = cli([
-    'eval',
-    join(out, 'artifact'),
-    '--runs',
-    '1',
-    '--epochs',
-    '2',
-    '--no-baselines',
-    '--seed',
-    '9',
-    '--json',
-  ]);
-  assert.notEqual(
-    JSON.parse(other.stdout.trim().split('\n').pop() as string).evaluationSeed,
-    result.evaluationSeed,
-  );
+  assert.notEqual(lastJson(evaluate('--seed', '9').stdout).evaluationSeed, result.evaluationSeed);
 });
 
 test('the library refuses to replace a run unless asked (overwrite)', async () => {
