@@ -21,7 +21,7 @@
 //       [--set key=value ...]  (any distill-config value for the methods, e.g. methodConfig.synSteps=30)
 //       [--methods kip,rfad,frepo,dd --pm-iterations 500,500]  (performance matching, `quick` preset otherwise;
 //        the KRR methods' own KRR test accuracy is logged per set; DD unrolls the ConvNet here)
-//       [--target-loss argmax,mse,softmax]  (learned regression targets: evaluated under each loss, default argmax;
+//       [--target-loss argmax,mse,softmax]  (learned regression targets: evaluated under each loss, default softmax;
 //        a loss whose training diverges is logged and left out)
 //       [--methods idc,idc-i,dm,dm+linba,dm+haba --idc-iterations 10,10]  (method+parameterization columns;
 //        IDC/IDC-I take their `quick` preset; parameterization settings with --set parameterization.<key>=...)
@@ -107,7 +107,7 @@ const pmIterations = arg('--pm-iterations', '500,500').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // Sets with learned regression targets (KIP/RFAD/FRePo) are evaluated under each of these losses;
 // the first is the column's, the others get their own column 'method (loss)'.
-const targetLosses = arg('--target-loss', 'argmax')
+const targetLosses = arg('--target-loss', 'softmax')
   .split(',')
   .map((l) => {
     if (!(TARGET_LOSSES as readonly string[]).includes(l))

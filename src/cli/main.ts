@@ -75,7 +75,7 @@ program
   )
   .option(
     '--eval-target-loss <l>',
-    "sets with learned regression targets (kip, rfad, frepo): 'argmax' (default), 'mse' (the papers' evaluation loss; unstable under SGD) or 'softmax'",
+    "sets with learned regression targets (kip, rfad, frepo): 'softmax' (default: soft cross-entropy), 'argmax' or 'mse' (the papers' evaluation loss; unstable under SGD)",
   )
   .option('--checkpoint-every <n>', 'iterations between checkpoints', positiveInt)
   .option('--set <key=value...>', 'any config value, e.g. methodConfig.batchReal=64 optimizer.momentum=0.9')
@@ -166,7 +166,7 @@ program
   )
   .option(
     '--target-loss <l>',
-    "artifacts with learned regression targets (kip, rfad, frepo): 'argmax' (default), 'mse' (the papers' evaluation loss; unstable under SGD) or 'softmax' (soft cross-entropy)",
+    "artifacts with learned regression targets (kip, rfad, frepo): 'softmax' (default: soft cross-entropy), 'argmax' or 'mse' (the papers' evaluation loss; unstable under SGD)",
   )
   .option('--no-baselines', 'skip the random-subset and full-data baselines')
   .option('--no-full-data', 'skip only the full-data baseline (one network on the whole training set)')

@@ -51,10 +51,10 @@ export const distillConfigSchema = z
     evalPrecision: precisionOption('auto'),
     /**
      * How sets with learned regression targets (KIP, RFAD, FRePo) train evaluation networks
-     * (eval/protocol.ts TargetLoss): 'argmax' (cross-entropy on the argmax class; the default, stable
-     * under the shared SGD protocol), 'mse' (FRePo's and RFAD's evaluation loss) or 'softmax'.
+     * (eval/protocol.ts TargetLoss): 'softmax' (soft cross-entropy on softmax(targets); the default),
+     * 'argmax' (cross-entropy on the argmax class) or 'mse' (FRePo's and RFAD's evaluation loss).
      */
-    evalTargetLoss: z.enum(['mse', 'softmax', 'argmax']).default('argmax'),
+    evalTargetLoss: z.enum(['mse', 'softmax', 'argmax']).default('softmax'),
     /** Also evaluate a random real subset of the same size at the end. */
     baselines: z.boolean().default(true),
     checkpointEvery: z.number().int().positive().default(100),

@@ -146,9 +146,9 @@ export class SyntheticSet {
   /**
    * What a network is trained on under the standard protocol (detached): the decoded images, hard or
    * soft labels (soft cross-entropy), the learned lr. Learned regression targets train as `targetLoss`
-   * says (eval/protocol.ts TargetLoss; default 'argmax').
+   * says (eval/protocol.ts TargetLoss; default 'softmax').
    */
-  trainingSet(targetLoss: TargetLoss = 'argmax'): TrainSet {
+  trainingSet(targetLoss: TargetLoss = 'softmax'): TrainSet {
     return E.tidy(() => {
       const { images, labels } = this.decode();
       const lr = this.lr?.item();

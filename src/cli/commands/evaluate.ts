@@ -32,7 +32,7 @@ export interface EvalCommandOptions {
    */
   augment?: boolean | string;
   precision: string;
-  /** Sets with learned regression targets: 'argmax' (default), 'mse' or 'softmax' (eval/protocol.ts). */
+  /** Sets with learned regression targets: 'softmax' (default), 'argmax' or 'mse' (eval/protocol.ts). */
   targetLoss?: string;
   baselines: boolean;
   /** false (--no-full-data): skip the full-training-set baseline (the expensive one). */
@@ -78,7 +78,7 @@ function parseModels(list: string): string[] {
 }
 
 function parseTargetLoss(s: string | undefined): TargetLoss {
-  const v = s ?? 'argmax';
+  const v = s ?? 'softmax';
   if (!(TARGET_LOSSES as readonly string[]).includes(v))
     throw new UsageError(`--target-loss must be one of ${TARGET_LOSSES.join(', ')}, got '${v}'`);
   return v as TargetLoss;
