@@ -96,7 +96,7 @@ export interface TrainSet {
  * RFAD's eval_distilled_set (--loss_mode mse) train with under their own optimizers (Adam 3e-4 with a
  * cosine schedule in FRePo); under the shared SGD (lr 0.01, momentum 0.9) it scored below the others at
  * IPC 1 and diverged on a FRePo IPC 10 set. Measured on MNIST (docs/benchmarks.md): softmax >= argmax
- * (FRePo IPC 1 41.13 vs 38.40, IPC 10 92.79 vs 92.85; RFAD IPC 10 96.66 vs 94.02).
+ * (FRePo IPC 1 41.13 vs 38.40, IPC 10 92.79 vs 92.85; RFAD IPC 1 61.89 vs 40.43, IPC 10 96.66 vs 94.02).
  */
 export type TargetLoss = 'mse' | 'softmax' | 'argmax';
 export const TARGET_LOSSES: readonly TargetLoss[] = ['mse', 'softmax', 'argmax'];
