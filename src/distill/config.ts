@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ModelSpecError } from '../models/index.js';
 import { referenceEvalModel, type AnyMethod } from './method.js';
 import { defaultStrategy } from '../augment/index.js';
+import { defaultProtocol, type Protocol } from '../eval/index.js';
 import './methods/index.js';
 import { getMethod } from './registry.js';
 import { precisionOption } from './precision.js';
@@ -158,15 +159,34 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  * different `kind` replaces the one beneath instead (a parameterization or optimizer of another
  * kind shares none of its settings).
  */
+/**
+ * The evaluation protocol a config asks for on a dataset (its model, augmentation, precision,
+ * epochs): what Distiller evaluates with and what `--dry-run` estimates.
+ */
+export function evaluationProtocol(
+  config: DistillConfig,
+  datasetName: string,
+): Protocol & { evalModel: string } {
+  const evalModel = config.evalModel ?? config.model;
+  const p = defaultProtocol(datasetName, {
+    augment: config.evalAugment,
+    precision: config.evalPrecision,
+    epochs: config.evalEpochs,
+    evalModel,
+  });
+  return { ...p, evalModel };
+}
+
+/** Keys no config may hold: JSON.parse makes '__proto__' an own key, and assigning it swaps prototypes. */
+export const FORBIDDEN_CONFIG_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
 export function deepMerge(
   base: Record<string, unknown>,
   over: Record<string, unknown>,
 ): Record<string, unknown> {
   const out = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    // JSON.parse makes '__proto__' an own key; assigning it would swap out's prototype.
-    if (k === '__proto__' || k === 'constructor' || k === 'prototype')
-      throw new ConfigError(`'${k}' is not a config key`);
+    if (FORBIDDEN_CONFIG_KEYS.has(k)) throw new ConfigError(`'${k}' is not a config key`);
     const b = out[k];
     const otherKind = isObject(v) && isObject(b) && 'kind' in v && 'kind' in b && v.kind !== b.kind;
     out[k] = isObject(v) && isObject(b) && !otherKind ? deepMerge(b, v) : v;

@@ -13,7 +13,6 @@ import { saveArtifact } from '../artifact/artifact.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/registry.js';
 import {
-  defaultProtocol,
   evaluateSet,
   evaluationSeed,
   randomSubsetBaseline,
@@ -23,7 +22,7 @@ import {
 } from '../eval/index.js';
 import { createNetwork } from '../models/index.js';
 import { versions } from '../util/version.js';
-import { resolveConfig, type DistillConfig } from './config.js';
+import { evaluationProtocol, resolveConfig, type DistillConfig } from './config.js';
 import { RunDir } from './rundir.js';
 import {
   closeSession,
@@ -231,15 +230,7 @@ export class Distiller {
   }
 
   private protocol(s: Session): Protocol & { evalModel: string } {
-    const cfg = this.config;
-    const evalModel = cfg.evalModel ?? cfg.model;
-    const p = defaultProtocol(s.dataset.name, {
-      augment: cfg.evalAugment,
-      precision: cfg.evalPrecision,
-      epochs: cfg.evalEpochs,
-      evalModel,
-    });
-    return { ...p, evalModel };
+    return evaluationProtocol(this.config, s.dataset.name);
   }
 
   private evaluate(

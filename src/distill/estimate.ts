@@ -3,8 +3,8 @@
 // networks. Nothing is written; the estimate ignores caches (a cached baseline costs nothing).
 import * as E from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
-import { defaultProtocol, evaluateSet } from '../eval/index.js';
-import type { DistillConfig } from './config.js';
+import { evaluateSet } from '../eval/index.js';
+import { evaluationProtocol, type DistillConfig } from './config.js';
 import { closeSession, newSession, runIterations } from './session.js';
 
 export interface RunEstimate {
@@ -51,13 +51,9 @@ export async function estimateRun(
     closeSession(session);
   }
   const secondsPerIteration = median(seconds.length > 1 ? seconds.slice(1) : seconds);
-  const evalModel = config.evalModel ?? config.model;
-  const protocol = defaultProtocol(dataset.name, {
-    augment: config.evalAugment,
-    precision: config.evalPrecision,
-    epochs: config.evalEpochs,
-    evalModel,
-  });
+  const protocol = evaluationProtocol(config, dataset.name);
+  const evalModel = protocol.evalModel;
+
   const evalTime = (epochs: number) =>
     E.tidy(() => {
       const set = session.synthetic.trainingSet(config.evalTargetLoss);

@@ -7,6 +7,7 @@ import { defaultRunDir } from '../../distill/api.js';
 import {
   ConfigError,
   deepMerge,
+  FORBIDDEN_CONFIG_KEYS,
   layeredConfig,
   resolveConfig,
   type DistillConfig,
@@ -85,8 +86,6 @@ function flagOverrides(o: DistillCommandOptions, all: boolean): Record<string, u
   return flags;
 }
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
 /** Every key inside a JSON value (JSON.parse makes '__proto__' an own key). */
 function nestedKeys(value: unknown): string[] {
   if (typeof value !== 'object' || value === null) return [];
@@ -95,7 +94,7 @@ function nestedKeys(value: unknown): string[] {
 
 /** flags.a.b.c = value for `--set a.b.c=value`, refusing prototype keys and paths through a value. */
 function setPath(flags: Record<string, unknown>, path: string[], value: unknown, assignment: string): void {
-  const bad = [...path, ...nestedKeys(value)].find((k) => k === '' || FORBIDDEN_KEYS.has(k));
+  const bad = [...path, ...nestedKeys(value)].find((k) => k === '' || FORBIDDEN_CONFIG_KEYS.has(k));
   if (bad !== undefined)
     throw new UsageError(
       `--set ${assignment}: '${bad}' is not a config key (see \`distillery methods <name>\`)`,
@@ -142,7 +141,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new UsageError(
       `--config ${path} must hold an object of settings (e.g. {"method": "dm", "ipc": 10})`,
     );
-  const bad = nestedKeys(value).find((k) => FORBIDDEN_KEYS.has(k));
+  const bad = nestedKeys(value).find((k) => FORBIDDEN_CONFIG_KEYS.has(k));
   if (bad) throw new UsageError(`--config ${path}: '${bad}' is not a config key`);
   return value as Record<string, unknown>;
 }
