@@ -10,9 +10,11 @@ import * as E from '../../src/engine/index.js';
 import { loadArtifact } from '../../src/artifact/artifact.js';
 import { resolveConfig } from '../../src/distill/config.js';
 import { Distiller } from '../../src/distill/distiller.js';
-import { kip, kipLoss, type KIPConfig } from '../../src/distill/methods/kip.js';
+import { kip, kipLoss, solveLabels, type KIPConfig } from '../../src/distill/methods/kip.js';
+import { SyntheticSet } from '../../src/distill/synthetic.js';
+import { loadDataset } from '../../src/data/registry.js';
 import { RunDir } from '../../src/distill/rundir.js';
-import { centredOneHot, kernelMatrix } from '../../src/kernels/index.js';
+import { centredOneHot, kernelMatrix, krrPredict } from '../../src/kernels/index.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 import { assertClose } from '../helpers.js';
@@ -122,4 +124,44 @@ test('KIP: labels are regression targets, so teacher or uniform initialisations 
   );
   assert.throws(() => cfg({ kernel: { arch: 'rbf' } }));
   assert.throws(() => cfg({ reg: -1 }));
+});
+
+test("KIP's Label Solve: the solved targets are the least-squares optimum for the drawn real batch; a run with 0 iterations keeps them", async () => {
+  const ds = loadDataset(data);
+  const c = cfg({ reg: 1e-12, labelSolve: 5 });
+  const set = SyntheticSet.create(ds, 2, 'real', new E.Generator(3), {
+    labels: { init: 'hard', learn: true },
+    labelSpace: 'targets',
+  });
+  const gen = new E.Generator(11);
+  const replay = new E.Generator(11);
+  solveLabels(ds, set, gen, c);
+  // The same real batch, drawn again from an identically seeded stream.
+  const real = ds.gather(ds.sampleIndices(5, replay));
+  const xs = set.decode().images.detach().double();
+  const xt = real.images.double();
+  const yt = centredOneHot(real.labels, 3, 'float64');
+  const kss = kernelMatrix(c.kernel as never, xs, xs);
+  const kts = kernelMatrix(c.kernel as never, xt, xs);
+  const y = set.labels.detach().double().requiresGrad_();
+  const err = (t: E.Tensor) => krrPredict(kts, kss, t, 1e-12).sub(yt).square().sum();
+  const g = E.grad(err(y), [y])[0];
+  assert.ok(g.abs().max().item() < 1e-4, `gradient at the solved targets ${g.abs().max().item()}`);
+  const onehot = centredOneHot(E.tensor([0, 0, 1, 1, 2, 2], { dtype: 'int64' }), 3, 'float64');
+  assert.ok(err(onehot).item() > err(y).item() + 1e-6, 'fits better than the centred one-hot start');
+  // Through the Distiller: iterations 0 is the paper's LS alone, the artifact keeps the solved targets.
+  const dir = join(tempDir('kip-ls'), 'run');
+  await new Distiller(
+    config({ iterations: 0, methodConfig: { batchReal: 6, labelSolve: 5 } }),
+    new RunDir(dir),
+  ).run({
+    resume: false,
+  });
+  const art = loadArtifact(join(dir, 'artifact'));
+  const targets = art.labelTargets as E.Tensor;
+  assert.ok(targets.sub(onehot.float()).abs().max().item() > 1e-3, 'solved targets differ from one-hot');
+  // Without learned labels, or with too few targets, a clear error.
+  const hard = SyntheticSet.create(ds, 2, 'real', new E.Generator(3), { labelSpace: 'targets' });
+  assert.throws(() => solveLabels(ds, hard, gen, c), /set labels.learn true/);
+  assert.throws(() => solveLabels(ds, set, gen, cfg({ labelSolve: 1 })), /raise it to 2/);
 });

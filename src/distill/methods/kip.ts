@@ -8,6 +8,9 @@
 // the optimizer's labels group. Adam lr 0.04 on the images (the reference's LEARNING_RATE, labels
 // share it). Kernels and the solve run in float64 (the reference enables jax x64; see kernels/krr.ts).
 // First order: no network is trained, the loss differentiates through the kernel into the images.
+// KIP's Label Solve (the paper's Algorithm 2, `labelSolve`): once, before the first iteration, the
+// learned targets are set to the least-squares optimum for the initial images against a class-balanced
+// real batch; with iterations 0 that is the paper's LS alone, otherwise KIP continues from it.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import type { Dataset } from '../../data/dataset.js';
@@ -16,6 +19,7 @@ import {
   kernelMatrix,
   krrAccuracy,
   krrMseLoss,
+  labelSolve,
   type KernelSpec,
 } from '../../kernels/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
@@ -62,6 +66,14 @@ const schema = z
       .enum(['float64', 'float32'])
       .default('float64')
       .describe('Arithmetic of the kernel (the solve is always float64).'),
+    labelSolve: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe(
+        "KIP's Label Solve before the first iteration: real targets per class it fits the learned targets to (0: off; needs labels.learn, and at least as many targets as synthetic images; iterations 0 gives the paper's LS alone).",
+      ),
     evalChunk: z
       .number()
       .int()
@@ -92,6 +104,39 @@ export function kipLoss(config: KIPConfig, xs: E.Tensor, ys: E.Tensor, xt: E.Ten
   return krrMseLoss(kernelMatrix(s, b, a), kernelMatrix(s, a, a), ys, yt, config.reg);
 }
 
+/**
+ * Replaces the set's learned targets by KIP's label solve against `config.labelSolve` real images per
+ * class (drawn from `gen`): the targets that minimise the KRR fit's squared error for the current images.
+ */
+export function solveLabels(
+  dataset: Dataset,
+  synthetic: SyntheticSet,
+  gen: E.Generator,
+  config: KIPConfig,
+): void {
+  if (synthetic.labelForm !== 'targets')
+    throw new Error(
+      'kip: methodConfig.labelSolve sets learned regression targets; set labels.learn true (iterations 0 keeps the solved targets as they are)',
+    );
+  const perClass = Math.min(config.labelSolve, dataset.smallestClassSize);
+  const rows = synthetic.labels.size(0);
+  if (perClass * dataset.numClasses < rows)
+    throw new Error(
+      `kip: methodConfig.labelSolve ${config.labelSolve} per class gives ${perClass * dataset.numClasses} targets for ${rows} synthetic images; the label solve needs at least as many (raise it to ${Math.ceil(rows / dataset.numClasses)})`,
+    );
+  const solved = E.tidy(() => {
+    const real = dataset.gather(dataset.sampleIndices(perClass, gen));
+    const s = spec(config);
+    const xs = synthetic.decode().images.detach().to(config.kernelDtype);
+    const xt = real.images.to(config.kernelDtype);
+    const yt = centredOneHot(real.labels, dataset.numClasses, 'float64');
+    return labelSolve(kernelMatrix(s, xt, xs), kernelMatrix(s, xs, xs), yt, config.reg).to(
+      synthetic.labels.dtype,
+    );
+  });
+  synthetic.setLabels(solved.keep(), 'targets');
+}
+
 export const kip: Method<KIPConfig> = registerMethod({
   name: 'kip',
   family: 'performance matching',
@@ -108,6 +153,10 @@ export const kip: Method<KIPConfig> = registerMethod({
   },
   labelGradients: true,
   labelSpace: 'targets',
+
+  init({ dataset, synthetic, gen }: MethodContext, config: KIPConfig): void {
+    if (config.labelSolve > 0) solveLabels(dataset, synthetic, gen, config);
+  },
 
   step({ dataset, synthetic, gen, update }: MethodContext, config: KIPConfig): StepResult {
     return E.tidy(() => {
