@@ -27,6 +27,15 @@ export interface Network {
   forward(state: NetState, x: E.Tensor, o?: ForwardOptions): E.Tensor;
   /** Features before the final linear classifier. */
   embed(state: NetState, x: E.Tensor, o?: ForwardOptions): E.Tensor;
+  /**
+   * Intermediate features for layer-wise matching: the output of every top-level nonlinearity (for the
+   * ConvNet, each block after its ReLU and before its pooling) followed by the embedding, in depth order.
+   * CAFE's ConvNet.forward returns the same tensors (f1..f3 after each ReLU, f4 = the last pooling,
+   * flattened here). The values equal forward()'s; it runs without the fused norm-ReLU-pool kernel.
+   *
+   * @example const [relu1, relu2, relu3, embedding] = net.blockFeatures(state, x);
+   */
+  blockFeatures(state: NetState, x: E.Tensor, o?: ForwardOptions): E.Tensor[];
 }
 
 export class ModelSpecError extends Error {
@@ -57,13 +66,29 @@ class SequentialNet implements Network {
   }
 
   embed(state: NetState, x: E.Tensor, o: ForwardOptions = {}): E.Tensor {
+    this.checkInput(x);
+    return runLayers(this.features, state, x, o);
+  }
+
+  blockFeatures(state: NetState, x: E.Tensor, o: ForwardOptions = {}): E.Tensor[] {
+    this.checkInput(x);
+    const out: E.Tensor[] = [];
+    let h = x;
+    for (const layer of this.features) {
+      h = runLayers([layer], state, h, o);
+      if (layer.kind === 'act') out.push(h);
+    }
+    out.push(h);
+    return out;
+  }
+
+  private checkInput(x: E.Tensor): void {
     const [c, h, w] = this.inputShape;
     if (x.ndim !== 4 || x.size(1) !== c || x.size(2) !== h || x.size(3) !== w) {
       throw new ModelSpecError(
         `${this.spec} expects input [N, ${c}, ${h}, ${w}], got [${x.shape.join(', ')}]`,
       );
     }
-    return runLayers(this.features, state, x, o);
   }
 
   forward(state: NetState, x: E.Tensor, o: ForwardOptions = {}): E.Tensor {

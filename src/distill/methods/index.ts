@@ -3,6 +3,7 @@ export { dc, dsa } from './dc.js';
 export { idc, idcI } from './idc.js';
 export { mtt, tesla } from './mtt.js';
 export { dm } from './dm.js';
+export { cafe } from './cafe.js';
 export { haba } from './haba.js';
 export { dd } from './dd.js';
 export { kip } from './kip.js';
