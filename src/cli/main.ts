@@ -32,6 +32,13 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`expected a non-negative number, got '${value}'`);
+  return n;
+}
+
 function positiveNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
@@ -193,6 +200,13 @@ program
   .option('--experts <n>', 'number of expert networks', positiveInt, 10)
   .option('--epochs <e>', 'training epochs of each expert (one checkpoint per epoch)', positiveInt, 50)
   .option('--lr <x>', 'SGD learning rate (no momentum, as the reference)', positiveNumber, 0.01)
+  .option(
+    '--optimizer <kind>',
+    "'sgd' (MTT's experts) or 'gsam' (FTD's flat experts: SGD along GSAM's direction, two passes per batch)",
+    'sgd',
+  )
+  .option('--rho <x>', "GSAM's perturbation radius (FTD: 0.01)", positiveNumber, 0.01)
+  .option('--gsam-alpha <x>', "GSAM's alpha (FTD's default 0.4)", nonNegativeNumber, 0.4)
   .option('--batch <n>', 'batch size', positiveInt, 256)
   .option('--no-augment', 'train without DSA augmentation')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)

@@ -13,7 +13,7 @@ import * as E from '../engine/index.js';
 import { DSA, defaultStrategy } from '../augment/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { Preprocessing, type PreprocessingSpec } from '../data/preprocess.js';
-import { trainEpoch, type TrainingPrecision } from '../eval/index.js';
+import { trainEpoch, type GSAMSettings, type TrainingPrecision } from '../eval/index.js';
 import {
   createNetwork,
   flattenParams,
@@ -40,6 +40,11 @@ export interface ExpertTraining {
    * mixed precision (bfloat16 forward/backward, float32 weights and updates). Default float32.
    */
   precision?: TrainingPrecision;
+  /**
+   * Train along GSAM's direction instead of the plain gradient (FTD's flat trajectories: rho 0.01,
+   * alpha 0.4, adaptive); absent: plain SGD as MTT's buffer.py.
+   */
+  gsam?: GSAMSettings;
 }
 
 export interface ExpertManifest {
@@ -53,6 +58,8 @@ export interface ExpertManifest {
     momentum: 0;
     dsaStrategy: string | null;
     precision: TrainingPrecision;
+    /** GSAM's settings when the experts were trained with it (FTD); absent: plain SGD. */
+    gsam?: GSAMSettings;
   };
 }
 
@@ -72,7 +79,7 @@ function buildManifest(dataset: Dataset, o: ExpertTraining): ExpertManifest {
   const state = net.init(new E.Generator(0));
   const layout = paramLayout(state);
   for (const t of state.params.values()) t.dispose();
-  const { model, precision, ...training } = o;
+  const { model, precision, gsam, ...training } = o;
   return {
     format: EXPERTS_FORMAT,
     formatVersion: 1,
@@ -90,6 +97,8 @@ function buildManifest(dataset: Dataset, o: ExpertTraining): ExpertManifest {
       momentum: 0,
       dsaStrategy: o.augment ? defaultStrategy(dataset.name) : null,
       precision: precision ?? 'float32',
+      // Recorded only for GSAM, so SGD manifests written before the option existed stay equal.
+      ...(gsam ? { gsam } : {}),
     },
   };
 }
@@ -116,6 +125,8 @@ export function trainExperts(
   o: ExpertTraining,
   hooks: ExpertHooks = {},
 ): void {
+  if (o.gsam && !(o.gsam.rho > 0 && o.gsam.alpha >= 0))
+    throw new ExpertError(`GSAM needs rho > 0 and alpha >= 0 (got rho ${o.gsam.rho}, alpha ${o.gsam.alpha})`);
   const manifest = buildManifest(dataset, o);
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -166,6 +177,7 @@ export function trainExperts(
         augment: dsa,
         gen,
         precision: manifest.training.precision,
+        sharpness: o.gsam,
       });
       if (!Number.isFinite(loss))
         throw new ExpertError(`expert ${i} diverged in epoch ${epoch} (loss ${loss}); lower --lr`);

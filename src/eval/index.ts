@@ -31,3 +31,4 @@ export {
   type Score,
   type EvaluationOptions,
 } from './evaluate.js';
+export { gsamGradients, type GSAMSettings } from './gsam.js';

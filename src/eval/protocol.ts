@@ -17,6 +17,7 @@ import * as E from '../engine/index.js';
 import { batchAugmenter, defaultStrategy, type BatchAugmenter } from '../augment/index.js';
 import type { Split } from '../data/dataset.js';
 import { castInput, gradientLeaves, type Network, type NetState } from '../models/index.js';
+import { gsamGradients, type GSAMSettings } from './gsam.js';
 
 export type TrainingPrecision = 'float32' | 'bfloat16';
 
@@ -214,6 +215,8 @@ export interface EpochOptions {
    * DeepCore's after_loss sees them: forgetting events).
    */
   onBatch?: (batch: { indices: E.Tensor; labels: E.Tensor; logits: E.Tensor }) => void;
+  /** Step along GSAM's direction (two passes per batch; FTD's flat experts) instead of the plain gradient. */
+  sharpness?: GSAMSettings;
 }
 
 /**
@@ -237,7 +240,10 @@ export function trainEpoch(
       let x = train.images.indexSelect(0, idx);
       const y = train.labels.indexSelect(0, idx);
       if (o.augment) x = o.augment.augmentBatch(x, o.gen);
-      const { loss, grads, logits } = lossAndGradients(net, state, x, y, { mixed, targets: train.targets });
+      const pass = () => lossAndGradients(net, state, x, y, { mixed, targets: train.targets });
+      const { loss, grads, logits } = o.sharpness
+        ? gsamGradients([...state.params.values()], pass, o.sharpness)
+        : pass();
       o.onBatch?.({ indices: idx, labels: y, logits });
       opt.step(grads);
       o.onStep?.();

@@ -20,12 +20,21 @@ export interface ExpertsCommandOptions {
   zca?: number;
   /** float32 | bfloat16 | auto (see `distillery experts --help`). */
   precision: string;
+  /** 'sgd' or 'gsam' (FTD's flat experts, with rho and gsamAlpha). */
+  optimizer?: string;
+  rho?: number;
+  gsamAlpha?: number;
   json?: boolean;
 }
 
 export function expertsCommand(o: ExpertsCommandOptions): string {
   const out = createReporter(o.json ?? false);
-  parsePrecision(o.precision); // a bad value fails before the dataset loads
+  parsePrecision(o.precision); // bad values fail before the dataset loads
+  const optimizer = o.optimizer ?? 'sgd';
+  if (optimizer !== 'sgd' && optimizer !== 'gsam')
+    throw new UsageError(`--optimizer must be sgd or gsam, got '${optimizer}'`);
+  const gsam =
+    optimizer === 'gsam' ? { rho: o.rho ?? 0.01, alpha: o.gsamAlpha ?? 0.4, adaptive: true } : undefined;
   const dataset = loadDataset(o.dataset, { dataDir: o.dataDir, zca: o.zca ?? null });
   try {
     createNetwork(o.model, dataset.imageShape, dataset.numClasses);
@@ -34,9 +43,13 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
     throw e;
   }
   const dir =
-    o.out ?? join('experts', `${dataset.name.replace(/[^\w.-]+/g, '_')}-${o.model}${o.zca ? '-zca' : ''}`);
+    o.out ??
+    join(
+      'experts',
+      `${dataset.name.replace(/[^\w.-]+/g, '_')}-${o.model}${o.zca ? '-zca' : ''}${gsam ? '-gsam' : ''}`,
+    );
   out.info(
-    `Training ${o.experts} ${o.model} expert(s) for ${o.epochs} epochs on ${dataset.train.images.size(0)} ${dataset.name} images into ${dir}`,
+    `Training ${o.experts} ${o.model} expert(s)${gsam ? ` with GSAM (rho ${gsam.rho}, alpha ${gsam.alpha})` : ''} for ${o.epochs} epochs on ${dataset.train.images.size(0)} ${dataset.name} images into ${dir}`,
   );
   let bar: ReturnType<typeof out.progress> | null = null;
   try {
@@ -52,6 +65,7 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
         augment: o.augment,
         seed: o.seed,
         precision: parsePrecision(o.precision),
+        gsam,
       },
       {
         onStart: ({ total, done }) => {
