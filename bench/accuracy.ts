@@ -41,20 +41,8 @@ import {
 } from '../src/eval/index.js';
 import { deepMerge, layeredConfig } from '../src/distill/config.js';
 import type { AnyMethod } from '../src/distill/method.js';
-import {
-  dc,
-  dd,
-  dm,
-  dsa,
-  frepo,
-  haba,
-  idc,
-  idcI,
-  kip,
-  mtt,
-  rfad,
-  tesla,
-} from '../src/distill/methods/index.js';
+import { cafe, dc, dm, dsa, idc, idcI } from '../src/distill/methods/index.js';
+import { METHODS } from '../src/distill/registry.js';
 import { precisionOption } from '../src/distill/precision.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { ParameterizationError } from '../src/param/index.js';
@@ -104,6 +92,8 @@ const tmIterations = arg('--tm-iterations', '200,50').split(',').map(Number);
 const idcIterations = arg('--idc-iterations', '10,10').split(',').map(Number);
 // Performance-matching methods' (KIP, RFAD, FRePo, DD) iterations for each IPC; their `quick` preset otherwise.
 const pmIterations = arg('--pm-iterations', '500,500').split(',').map(Number);
+// CAFE's iterations for each IPC (its `quick` preset otherwise: adaptive loops bounded at 10 x 10).
+const cafeIterations = arg('--cafe-iterations', '10,10').split(',').map(Number);
 const expertsDir = arg('--experts', '');
 // Sets with learned regression targets (KIP/RFAD/FRePo) are evaluated under each of these losses;
 // the first is the column's, the others get their own column 'method (loss)'.
@@ -127,9 +117,7 @@ interface Distiller {
 }
 const distillers: Distiller[] = columns.flatMap((c) => {
   const [name, param] = c.split('+');
-  const method = [dm, dc, dsa, idc, idcI, mtt, tesla, haba, kip, rfad, frepo, dd].find(
-    (m) => m.name === name,
-  );
+  const method = METHODS.find((m) => m.name === name);
   return method ? [{ column: c, method, parameterization: param }] : [];
 });
 const coresets = (['random', 'herding', 'kcenter', 'forgetting'] as const).filter((m) => columns.includes(m));
@@ -139,13 +127,15 @@ const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.m
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
 if (distillers.some((d) => isTrajectoryMatching(d.method)) && !expertsDir)
-  throw new Error('mtt/tesla need --experts <dir> (made by `distillery experts`)');
+  throw new Error(
+    'mtt/tesla/ftd/haba need --experts <dir> (made by `distillery experts`; ftd: --optimizer gsam)',
+  );
 const needsFeature = coresets.some((m) => m !== 'random');
 function isTrajectoryMatching(m: AnyMethod): boolean {
-  return m === mtt || m === tesla || m === haba;
+  return m.subFamily === 'multi step: trajectory matching';
 }
 function isPerformanceMatching(m: AnyMethod): boolean {
-  return m === kip || m === rfad || m === frepo || m === dd;
+  return m.family === 'performance matching';
 }
 
 const t0 = performance.now();
@@ -214,7 +204,8 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
     const losses = synthetic.labelForm === 'targets' ? targetLosses : [targetLosses[0]];
     losses.forEach((loss, i) => {
       const key = i === 0 ? d.column : `${d.column} (${loss})`;
-      const train = synthetic.trainingSet(loss);
+      // A set that keeps a moving average of its images (FTD) is evaluated on the average.
+      const train = synthetic.withEma(() => synthetic.trainingSet(loss));
       let score: Score;
       try {
         score = evaluateSet(dataset, train, evalOpts).ConvNet;
@@ -233,6 +224,11 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
         );
       (accs[key] ??= []).push(...score.runs);
     });
+    if (synthetic.hasEma) {
+      const raw = evaluateSet(dataset, synthetic.trainingSet(losses[0]), evalOpts).ConvNet;
+      log(`  ${d.column} set ${k}: the raw images (not the moving average): ${fmt(raw)}`);
+      (accs[`${d.column} (raw images)`] ??= []).push(...raw.runs);
+    }
     const own = d.method.ownEvaluation?.(synthetic, dataset, session.config.methodConfig, session.ctx.state);
     if (own) log(`  ${d.column} set ${k}: ${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}`);
   }
@@ -267,9 +263,11 @@ for (const ipc of ipcs) {
       ? tmIterations
       : d.method === idc || d.method === idcI
         ? idcIterations
-        : isPerformanceMatching(d.method)
-          ? pmIterations
-          : gmIterations;
+        : d.method === cafe
+          ? cafeIterations
+          : isPerformanceMatching(d.method)
+            ? pmIterations
+            : gmIterations;
     const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
       const got = await distillAndEvaluate(d, ipc, its);

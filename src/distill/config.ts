@@ -36,6 +36,12 @@ export const distillConfigSchema = z
     parameterization: parameterizationConfigSchema,
     /** Labels of the decoded images: init hard | teacher | uniform, learned as logits or not. */
     labels: labelConfigSchema,
+    /**
+     * Keep an exponential moving average of the stored images with this decay (FTD: 0.999; its scripts
+     * 0.9995), updated after every iteration; evaluation and the artifact then use the average, and the
+     * raw images are evaluated too. null: none.
+     */
+    imageEma: z.number().gt(0).lt(1).nullable().default(null),
     /** Evaluate every N iterations (0: only at the end). */
     evalEvery: z.number().int().nonnegative().default(0),
     evalRuns: z.number().int().nonnegative().default(5),

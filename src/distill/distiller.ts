@@ -60,6 +60,11 @@ export interface DistillResult {
   softLabels?: boolean;
   /** The method's own evaluation (e.g. KIP's KRR test accuracy with its kernel), when it has one. */
   own?: { name: string; accuracy: number } | null;
+  /**
+   * With imageEma: `final` and the artifact are the moving average's; this is the raw images' score
+   * under the same protocol and seed (FTD evaluates both).
+   */
+  rawImages?: Record<string, Score> | null;
   /** Wall time of this process's distillation loop and of the final evaluation (with baselines). */
   seconds?: { distill: number; evaluation: number };
 }
@@ -233,10 +238,22 @@ export class Distiller {
     return evaluationProtocol(this.config, s.dataset.name);
   }
 
+  /** The set's scores (its moving average's with imageEma) and, with imageEma, the raw images' too. */
+  private evaluateWithRaw(
+    s: Session,
+    protocol: Protocol & { evalModel: string },
+    iteration: number,
+  ): { scores: Record<string, Score>; raw: Record<string, Score> | null } {
+    const scores = s.synthetic.withEma(() => this.evaluate(s, protocol, iteration));
+    const raw = s.synthetic.hasEma ? this.evaluate(s, protocol, iteration, 'the raw images') : null;
+    return { scores, raw };
+  }
+
   private evaluate(
     s: Session,
     protocol: Protocol & { evalModel: string },
     iteration: number,
+    what = 'the set',
   ): Record<string, Score> {
     return E.tidy(() => {
       // Evaluation draws from its own seed, so it never shifts the distillation stream.
@@ -245,7 +262,7 @@ export class Distiller {
         runs: this.config.evalRuns,
         protocol,
         seed: evaluationSeed(this.config.seed, iteration),
-        onEpoch: this.epochProgress(protocol, 'the set'),
+        onEpoch: this.epochProgress(protocol, what),
       });
     });
   }
@@ -286,8 +303,8 @@ export class Distiller {
           this.runDir.log({ iteration, loss, seconds });
           this.hooks.onIteration?.({ iteration, loss, seconds });
           if (cfg.evalEvery > 0 && iteration % cfg.evalEvery === 0 && iteration < cfg.iterations) {
-            const scores = this.evaluate(s, protocol, iteration);
-            this.runDir.log({ iteration, eval: scores });
+            const { scores, raw } = this.evaluateWithRaw(s, protocol, iteration);
+            this.runDir.log({ iteration, eval: scores, ...(raw ? { evalRawImages: raw } : {}) });
             this.hooks.onEvaluation?.({ iteration, scores });
           }
           const stop = this.stopRequested && iteration < cfg.iterations;
@@ -315,8 +332,14 @@ export class Distiller {
         ? `, learned regression targets: ${TARGET_LOSS_TEXT[cfg.evalTargetLoss]}`
         : '';
     const describe = `${cfg.evalRuns} ${evalModel} network(s) for ${protocol.epochs} epochs (augmentation: ${protocol.augment}${soft})`;
-    if (cfg.evalRuns > 0) this.hooks.onMessage?.(`Evaluating the distilled set: training ${describe}`);
-    const final = cfg.evalRuns > 0 ? this.evaluate(s, protocol, cfg.iterations) : null;
+    const ema = cfg.imageEma !== null ? `the moving average (decay ${cfg.imageEma}) of ` : '';
+    if (cfg.evalRuns > 0)
+      this.hooks.onMessage?.(
+        `Evaluating ${ema}the distilled set: training ${describe}${ema ? '; then the raw images the same way' : ''}`,
+      );
+    const evaluated = cfg.evalRuns > 0 ? this.evaluateWithRaw(s, protocol, cfg.iterations) : null;
+    const final = evaluated?.scores ?? null;
+    const rawImages = evaluated?.raw ?? null;
     let random: Record<string, Score> | null = null;
     if (cfg.baselines && final) {
       this.hooks.onMessage?.(
@@ -335,18 +358,54 @@ export class Distiller {
       this.hooks.onMessage?.(
         `Evaluating the distilled set with ${s.method.name}'s own predictor on the test split`,
       );
-      own = s.method.ownEvaluation(s.synthetic, s.dataset, cfg.methodConfig, s.ctx.state);
+      own = s.synthetic.withEma(() =>
+        (s.method.ownEvaluation as NonNullable<typeof s.method.ownEvaluation>)(
+          s.synthetic,
+          s.dataset,
+          cfg.methodConfig,
+          s.ctx.state,
+        ),
+      );
       this.hooks.onMessage?.(`${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}%`);
     }
     if (final)
       this.runDir.log({
         iteration: cfg.iterations,
         eval: final,
+        ...(rawImages ? { evalRawImages: rawImages } : {}),
         randomSubset: random,
         protocol,
         own,
         ...targetLossRecord(s, cfg),
       });
+    const set = s.synthetic;
+    // The artifact holds the moving average when the run keeps one (the set FTD reports).
+    set.withEma(() => this.saveArtifact(s, protocol, { final, random, own, rawImages }));
+    return {
+      runDir: this.runDir.path,
+      artifact: this.runDir.artifact,
+      evaluation: { model: evalModel, protocol, seed: evaluationSeed(cfg.seed, cfg.iterations) },
+      final,
+      randomSubset: random,
+      interrupted: false,
+      iteration: cfg.iterations,
+      softLabels: s.synthetic.softTraining,
+      own,
+      ...(rawImages ? { rawImages } : {}),
+    };
+  }
+
+  private saveArtifact(
+    s: Session,
+    protocol: Protocol & { evalModel: string },
+    r: {
+      final: Record<string, Score> | null;
+      random: Record<string, Score> | null;
+      own: { name: string; accuracy: number } | null;
+      rawImages: Record<string, Score> | null;
+    },
+  ): void {
+    const cfg = this.config;
     const set = s.synthetic;
     // The artifact's `labels` are hard for target sets (their argmax); labelTargets keeps the targets.
     const { images, labels } = set.trainingSet('argmax');
@@ -361,24 +420,14 @@ export class Distiller {
       seed: cfg.seed,
       model: cfg.model,
       metrics: {
-        final,
-        randomSubset: random,
+        final: r.final,
+        ...(r.rawImages ? { rawImages: r.rawImages, imageEma: cfg.imageEma } : {}),
+        randomSubset: r.random,
         evalProtocol: protocol,
         ...targetLossRecord(s, cfg),
-        own,
+        own: r.own,
         threads: availableParallelism(),
       },
     });
-    return {
-      runDir: this.runDir.path,
-      artifact: this.runDir.artifact,
-      evaluation: { model: evalModel, protocol, seed: evaluationSeed(cfg.seed, cfg.iterations) },
-      final,
-      randomSubset: random,
-      interrupted: false,
-      iteration: cfg.iterations,
-      softLabels: s.synthetic.softTraining,
-      own,
-    };
   }
 }

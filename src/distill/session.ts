@@ -71,7 +71,12 @@ function assemble(
       for (const g of grads) g?.dispose();
     },
   };
-  if (init) base.method.init?.(ctx, base.config.methodConfig);
+  if (init) {
+    base.method.init?.(ctx, base.config.methodConfig);
+    // The average starts from the images as initialised (FTD creates it before any update).
+    if (base.config.imageEma !== null) base.synthetic.enableEma();
+  } else if (base.config.imageEma !== null && !base.synthetic.hasEma)
+    throw new Error('the checkpoint holds no moving average of the images, but the run keeps one (imageEma)');
   // Built after method.init, which may add learnable tensors (a learned lr, label logits).
   optimizer = new GroupOptimizer(
     base.synthetic,
@@ -194,6 +199,7 @@ export async function runIterations(
     s.ctx.iteration = it;
     const t0 = performance.now();
     const { loss } = s.method.step(s.ctx, s.config.methodConfig, it);
+    if (s.config.imageEma !== null) s.synthetic.updateEma(s.config.imageEma);
     const seconds = (performance.now() - t0) / 1000;
     if (hooks.after?.({ iteration: it + 1, loss, seconds }) && it + 1 < to)
       return { iteration: it + 1, stopped: true };

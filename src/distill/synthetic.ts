@@ -67,6 +67,8 @@ function hardLogits(labels: E.Tensor, k: number): E.Tensor {
 export class SyntheticSet {
   /** A learned training learning rate (MTT/TESLA), stored in the artifact and used by evaluation. */
   lr: E.Tensor | null = null;
+  /** An exponential moving average of the images group's tensors (FTD), or null. */
+  private ema: E.Tensor[] | null = null;
   private form: LabelForm;
 
   constructor(
@@ -114,6 +116,41 @@ export class SyntheticSet {
   setLr(lr: E.Tensor): void {
     this.lr?.dispose();
     this.lr = lr.requiresGrad ? lr : lr.requiresGrad_();
+  }
+
+  /** Starts an exponential moving average of the stored images (the 'images' group) at their current values. */
+  enableEma(): void {
+    this.ema?.forEach((t) => t.dispose());
+    this.ema = this.groups.images.map((t) => E.tidy(() => t.detach().clone()).keep());
+  }
+
+  get hasEma(): boolean {
+    return this.ema !== null;
+  }
+
+  /** ema = decay ema + (1 - decay) images, once per iteration (FTD's ModelEmaV2: no warm-up, no bias correction). */
+  updateEma(decay: number): void {
+    if (!this.ema) throw new Error('updateEma: the set keeps no moving average (enableEma first)');
+    const images = this.groups.images;
+    E.noGrad(() => this.ema?.forEach((e, i) => e.mul_(decay).add_(images[i].detach(), 1 - decay)));
+  }
+
+  /**
+   * Runs `fn` with the moving average in place of the stored images (decode, evaluate, save), then
+   * puts the images back exactly; without a moving average it just runs `fn`.
+   */
+  withEma<T>(fn: () => T): T {
+    const ema = this.ema;
+    if (!ema) return fn();
+    const images = this.groups.images;
+    const saved = images.map((t) => E.tidy(() => t.detach().clone()).keep());
+    E.noGrad(() => images.forEach((t, i) => t.copy_(ema[i])));
+    try {
+      return fn();
+    } finally {
+      E.noGrad(() => images.forEach((t, i) => t.copy_(saved[i])));
+      saved.forEach((t) => t.dispose());
+    }
   }
 
   /** The learnable tensors of each optimizer group (empty where the set has none). */
@@ -210,6 +247,7 @@ export class SyntheticSet {
     const key = { logits: 'labelLogits', targets: 'labelTargets', hard: 'labels', soft: 'labels' }[this.form];
     out[`${prefix}${key}`] = this.labels.detach();
     if (this.lr) out[`${prefix}lr`] = this.lr.detach();
+    this.ema?.forEach((t, i) => (out[`${prefix}ema.${i}`] = t));
     return out;
   }
 
@@ -235,6 +273,8 @@ export class SyntheticSet {
     const form = logits ? 'logits' : targets ? 'targets' : undefined;
     const set = new SyntheticSet(p, labels, shape.ipc, shape.classes, form);
     if (tensors[`${prefix}lr`]) set.setLr(tensors[`${prefix}lr`]);
+    const ema = set.groups.images.map((_, i) => tensors[`${prefix}ema.${i}`]);
+    if (ema.length > 0 && ema.every((t) => t)) set.ema = ema;
     return set;
   }
 

@@ -1,7 +1,7 @@
 // The built-in methods: importing this module registers each (in its own file). Order = listing order.
 export { dc, dsa } from './dc.js';
 export { idc, idcI } from './idc.js';
-export { mtt, tesla } from './mtt.js';
+export { mtt, tesla, ftd } from './mtt.js';
 export { dm } from './dm.js';
 export { cafe } from './cafe.js';
 export { haba } from './haba.js';

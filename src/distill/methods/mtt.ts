@@ -41,10 +41,10 @@ export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
 export type TrajectoryGradient = (typeof TRAJECTORY_GRADIENTS)[number];
 
 /** The trajectory methods' settings (HaBa extends them). */
-export function trajectorySchema(method: 'mtt' | 'tesla') {
+export function trajectorySchema(method: 'mtt' | 'tesla' | 'ftd') {
   // mtt: 'unrolled' (backpropagation through the student graph) or 'adjoint' (the same gradient in
   // constant memory); tesla: TESLA's own gradient.
-  const gradients = (method === 'mtt' ? ['unrolled', 'adjoint'] : ['tesla']) as [
+  const gradients = (method === 'tesla' ? ['tesla'] : ['unrolled', 'adjoint']) as [
     TrajectoryGradient,
     ...TrajectoryGradient[],
   ];
@@ -421,21 +421,39 @@ export function teacherLabels(
   return E.tidy(() => E.nn.softmax(expertOutputs(net, target, layout, images), 1));
 }
 
-export function trajectoryMatching(o: { name: 'mtt' | 'tesla'; summary: string }): Method<TrajectoryConfig> {
+export function trajectoryMatching(o: {
+  name: 'mtt' | 'tesla' | 'ftd';
+  summary: string;
+  /** FTD: the experts must have been trained with GSAM (flat trajectories). */
+  flatExperts?: boolean;
+  /** Run settings beyond MTT's (FTD: the images' moving average). */
+  defaults?: Record<string, unknown>;
+}): Method<TrajectoryConfig> {
   return {
     name: o.name,
     family: 'parameter matching',
     subFamily: 'multi step: trajectory matching',
     summary: o.summary,
-    needs: 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
+    needs: o.flatExperts
+      ? 'expert trajectories trained with GSAM (`distillery experts --optimizer gsam`, then methodConfig.experts=<dir>)'
+      : 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
     schema: trajectorySchema(o.name) as z.ZodType<TrajectoryConfig>,
-    defaults: { init: 'real', iterations: 5000, optimizer: { kind: 'sgd', lr: 1000, momentum: 0.5 } },
+    defaults: {
+      init: 'real',
+      iterations: 5000,
+      optimizer: { kind: 'sgd', lr: 1000, momentum: 0.5 },
+      ...o.defaults,
+    },
     labelGradients: true,
     migrate,
 
     init({ dataset, synthetic, gen, model }: MethodContext, config: TrajectoryConfig): void {
       const set = openExperts(config.experts, dataset, model);
       checkEpochs(set, config);
+      if (o.flatExperts && !set.manifest.training.gsam)
+        throw new Error(
+          `${o.name} matches flat trajectories, but the experts in ${set.dir} were trained with plain SGD; train them with \`distillery experts --optimizer gsam\` (or run --method mtt --set imageEma=0.999 for MTT with the moving average on these)`,
+        );
       synthetic.setLr(E.tensor(config.lrTeacher, { shape: [] }).requiresGrad_());
       const learned = synthetic.labelForm === 'logits';
       if (learned && config.softLabels === 'teacher')
@@ -518,6 +536,17 @@ export const mtt = registerMethod(
     name: 'mtt',
     summary:
       'match expert training trajectories with unrolled student updates; gradient unrolled or adjoint (Cazenavette et al. 2022)',
+  }),
+);
+
+export const ftd = registerMethod(
+  trajectoryMatching({
+    name: 'ftd',
+    summary:
+      'MTT on flat expert trajectories (trained with GSAM) with a moving average of the images (Du et al. 2023)',
+    flatExperts: true,
+    // distill_FTD.py's default decay (its scripts use 0.9995; Table 7 per setting: the presets).
+    defaults: { imageEma: 0.999 },
   }),
 );
 
