@@ -92,7 +92,7 @@ program
   .option('--config <file>', 'JSON or YAML file of config values (over the preset, under the flags)')
   .option('--dry-run', 'print the resolved config and a time estimate measured on this machine; run nothing')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
-  .option('--experts <dir>', 'expert trajectories for mtt/tesla (from `distillery experts`)')
+  .option('--experts <dir>', 'expert trajectories for mtt/tesla/ftd/haba (from `distillery experts`)')
   .option('--json', 'one JSON object per line')
   .action(async (o, cmd: Command) => {
     if (o.preset !== 'quick' && o.preset !== 'paper')
@@ -194,7 +194,7 @@ program
 
 program
   .command('experts')
-  .description('train expert trajectories for MTT/TESLA (resumes an interrupted run)')
+  .description('train expert trajectories for MTT/TESLA/FTD/HaBa (resumes an interrupted run)')
   .requiredOption('--dataset <name>', 'dataset name or path (see `distillery datasets`)')
   .option('--model <spec>', 'network spec', 'ConvNet')
   .option('--experts <n>', 'number of expert networks', positiveInt, 10)

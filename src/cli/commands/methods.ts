@@ -19,13 +19,13 @@ const TAXONOMY: [string, [string, string][]][] = [
     'parameter matching',
     [
       ['single step: gradient matching', 'DC, DSA, IDC'],
-      ['multi step: trajectory matching', 'MTT, TESLA, FTD'],
+      ['multi step: trajectory matching', 'MTT, TESLA, FTD; since the survey: DATM'],
     ],
   ],
   [
     'distribution matching',
     [
-      ['feature mean matching', 'DM'],
+      ['feature mean matching', 'DM; since the survey: IDM, M3D'],
       ['layer-wise alignment', 'CAFE'],
     ],
   ],
@@ -36,12 +36,16 @@ export function methodsCommand(o: { json?: boolean }): void {
   const lines: string[] = [];
   for (const [family, subs] of TAXONOMY) {
     lines.push(family);
+    const listed = (m: (typeof METHODS)[number]) => `    * ${m.name}: ${m.summary}\n      needs: ${m.needs}`;
     for (const [sub, covers] of subs) {
       lines.push(`  ${sub} (${covers})`);
-      for (const m of METHODS.filter((x) => x.family === family && x.subFamily === sub)) {
-        lines.push(`    * ${m.name}: ${m.summary}`, `      needs: ${m.needs}`);
-      }
+      for (const m of METHODS.filter((x) => x.family === family && x.subFamily === sub))
+        lines.push(listed(m));
     }
+    // A method registered with a sub-family the taxonomy does not name is still listed.
+    const named = new Set(subs.map(([sub]) => sub));
+    for (const m of METHODS.filter((x) => x.family === family && !named.has(x.subFamily)))
+      lines.push(`  ${m.subFamily}`, listed(m));
   }
   lines.push('', 'Methods marked * are implemented here; the others named are planned.');
   const kinds = parameterizationKinds();

@@ -184,7 +184,7 @@ function probe(
 export const cafe: Method<CAFEConfig> = registerMethod({
   name: 'cafe',
   family: 'distribution matching',
-  subFamily: 'layer-wise feature alignment',
+  subFamily: 'layer-wise alignment',
   summary:
     'align per-class means of every layer and classify real features by synthetic centres, on networks trained on S (Wang et al. 2022)',
   needs: 'a dataset; networks trained on S between image updates',

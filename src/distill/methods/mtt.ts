@@ -539,6 +539,13 @@ export const mtt = registerMethod(
   }),
 );
 
+export const tesla = registerMethod(
+  trajectoryMatching({
+    name: 'tesla',
+    summary: "trajectory matching with TESLA's Hessian-free gradient in constant memory (Cui et al. 2023)",
+  }),
+);
+
 export const ftd = registerMethod(
   trajectoryMatching({
     name: 'ftd',
@@ -547,12 +554,5 @@ export const ftd = registerMethod(
     flatExperts: true,
     // distill_FTD.py's default decay (its scripts use 0.9995; Table 7 per setting: the presets).
     defaults: { imageEma: 0.999 },
-  }),
-);
-
-export const tesla = registerMethod(
-  trajectoryMatching({
-    name: 'tesla',
-    summary: "trajectory matching with TESLA's Hessian-free gradient in constant memory (Cui et al. 2023)",
   }),
 );
