@@ -2,6 +2,7 @@
 export { dc, dsa } from './dc.js';
 export { idc, idcI } from './idc.js';
 export { mtt, tesla, ftd } from './mtt.js';
+export { datm } from './datm.js';
 export { dm } from './dm.js';
 export { cafe } from './cafe.js';
 export { haba } from './haba.js';

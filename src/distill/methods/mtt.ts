@@ -41,7 +41,7 @@ export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
 export type TrajectoryGradient = (typeof TRAJECTORY_GRADIENTS)[number];
 
 /** The trajectory methods' settings (HaBa extends them). */
-export function trajectorySchema(method: 'mtt' | 'tesla' | 'ftd') {
+export function trajectorySchema(method: 'mtt' | 'tesla' | 'ftd' | 'datm') {
   // mtt: 'unrolled' (backpropagation through the student graph) or 'adjoint' (the same gradient in
   // constant memory); tesla: TESLA's own gradient.
   const gradients = (method === 'tesla' ? ['tesla'] : ['unrolled', 'adjoint']) as [
@@ -71,6 +71,31 @@ export function trajectorySchema(method: 'mtt' | 'tesla' | 'ftd') {
         .default(25)
         .describe(
           'Start epochs are drawn from [0, maxStartEpoch - 1], as np.random.randint(0, max_start_epoch).',
+        ),
+      minStartEpoch: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .describe("Lowest start epoch (DATM's min_start_epoch; the references before it: 0)."),
+      startWindow: z
+        .object({
+          from: z.number().int().positive(),
+          iterations: z.number().int().positive(),
+        })
+        .strict()
+        .nullable()
+        .default(null)
+        .describe(
+          "DATM's sequential generation: the start epochs' exclusive upper bound grows from `from` to maxStartEpoch over `iterations` iterations, from + floor((max - from) it / iterations); null: always maxStartEpoch.",
+        ),
+      lossThreshold: z
+        .number()
+        .positive()
+        .nullable()
+        .default(null)
+        .describe(
+          'DATM: an iteration whose matching loss exceeds this updates nothing (images, lr, labels); null: always update.',
         ),
       batchSyn: z
         .number()
@@ -341,6 +366,14 @@ function openExperts(dir: string, dataset: Dataset, model: string): ExpertSet {
 }
 
 function checkEpochs(set: ExpertSet, config: TrajectoryConfig): void {
+  if (config.minStartEpoch >= (config.startWindow?.from ?? config.maxStartEpoch))
+    throw new Error(
+      `minStartEpoch (${config.minStartEpoch}) must be below the start epochs' upper bound (${config.startWindow ? `startWindow.from ${config.startWindow.from}` : `maxStartEpoch ${config.maxStartEpoch}`})`,
+    );
+  if (config.startWindow && config.startWindow.from > config.maxStartEpoch)
+    throw new Error(
+      `startWindow.from (${config.startWindow.from}) must not exceed maxStartEpoch (${config.maxStartEpoch})`,
+    );
   if (config.maxStartEpoch - 1 + config.expertEpochs > set.epochs) {
     throw new Error(
       `maxStartEpoch (${config.maxStartEpoch}, starts up to ${config.maxStartEpoch - 1}) + expertEpochs (${config.expertEpochs}) needs experts of at least ${config.maxStartEpoch - 1 + config.expertEpochs} epochs; those in ${set.dir} have ${set.epochs}`,
@@ -353,12 +386,30 @@ function sampleIteration(
   config: TrajectoryConfig,
   gen: E.Generator,
   state: Map<string, E.Tensor>,
+  iteration: number,
 ): IterationSample {
   return E.tidy(() => {
     const expert = set.complete[nextExpertIndex(set.complete.length, config, gen, state)];
-    const startEpoch = E.randint(0, config.maxStartEpoch, [1], { generator: gen }).item();
+    const high = startEpochBound(config, iteration);
+    const startEpoch = E.randint(config.minStartEpoch, high, [1], { generator: gen }).item();
     return { expert, startEpoch };
   });
+}
+
+/**
+ * The exclusive upper bound of the start epoch at a 0-based iteration: maxStartEpoch, or with DATM's
+ * startWindow min(max, from + floor((max - from) iteration / iterations)) (DATM.py:484-491).
+ *
+ * @example startEpochBound({ maxStartEpoch: 20, startWindow: { from: 10, iterations: 1000 } }, 150) // 11
+ */
+export function startEpochBound(
+  config: Pick<TrajectoryConfig, 'maxStartEpoch' | 'startWindow'>,
+  iteration: number,
+): number {
+  const w = config.startWindow;
+  if (!w) return config.maxStartEpoch;
+  const max = config.maxStartEpoch;
+  return Math.min(max, w.from + Math.floor(((max - w.from) * iteration) / w.iterations));
 }
 
 /**
@@ -422,8 +473,13 @@ export function teacherLabels(
 }
 
 export function trajectoryMatching(o: {
-  name: 'mtt' | 'tesla' | 'ftd';
+  name: 'mtt' | 'tesla' | 'ftd' | 'datm';
   summary: string;
+  /**
+   * Replaces the soft-label initialisation (DATM: images the experts classify correctly, labels their
+   * mean logits); runs after the lr is set, with the opened experts.
+   */
+  initLabels?: (ctx: MethodContext, config: TrajectoryConfig, experts: ExpertSet) => void;
   /** FTD: the experts must have been trained with GSAM (flat trajectories). */
   flatExperts?: boolean;
   /** Run settings beyond MTT's (FTD: the images' moving average). */
@@ -447,12 +503,13 @@ export function trajectoryMatching(o: {
     labelGradients: true,
     migrate,
 
-    init({ dataset, synthetic, gen, model }: MethodContext, config: TrajectoryConfig): void {
+    init(ctx: MethodContext, config: TrajectoryConfig): void {
+      const { dataset, synthetic, gen, model } = ctx;
       const set = openExperts(config.experts, dataset, model);
       checkEpochs(set, config);
       if (o.flatExperts && !set.manifest.training.gsam)
         throw new Error(
-          `${o.name} matches flat trajectories, but the experts in ${set.dir} were trained with plain SGD; train them with \`distillery experts --optimizer gsam\` (or run --method mtt --set imageEma=0.999 for MTT with the moving average on these)`,
+          `${o.name} matches flat trajectories, but the experts in ${set.dir} were trained with plain SGD; train them with \`distillery experts --optimizer gsam\` (--method mtt runs on these; add --set imageEma=0.999 for FTD's moving average)`,
         );
       synthetic.setLr(E.tensor(config.lrTeacher, { shape: [] }).requiresGrad_());
       const learned = synthetic.labelForm === 'logits';
@@ -460,7 +517,8 @@ export function trajectoryMatching(o: {
         throw new Error(
           `${o.name}: softLabels 'teacher' recomputes the labels every iteration, so they cannot be learned (labels.learn); use softLabels 'fixed' to learn them`,
         );
-      if (config.softLabels === 'fixed') {
+      if (o.initLabels) o.initLabels(ctx, config, set);
+      else if (config.softLabels === 'fixed') {
         // A random expert's outputs at the end of its training; learned as logits, or kept as probabilities.
         const logits = E.tidy(() => {
           const expert = set.complete[E.randint(0, set.complete.length, [1], { generator: gen }).item()];
@@ -487,7 +545,10 @@ export function trajectoryMatching(o: {
         const problem = iterationProblem(ctx, config);
         // Every learnable tensor of the set (images, decoder, label logits, lr), one optimizer group each.
         const { loss, grads } = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
-        ctx.update(grads, loss);
+        // DATM skips every update of an iteration whose loss is above the threshold (finite losses only:
+        // a NaN still reaches update(), which stops the run).
+        if (config.lossThreshold !== null && loss > config.lossThreshold) grads.forEach((g) => g?.dispose());
+        else ctx.update(grads, loss);
         return { loss };
       });
     },
@@ -510,7 +571,7 @@ export function iterationProblem(
   if (!synthetic.lr) throw new Error('the synthetic set has no learnable learning rate (init was not run)');
   const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
   const dsa = config.dsa ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) }) : null;
-  const { expert, startEpoch } = sampleIteration(set, config, gen, ctx.state);
+  const { expert, startEpoch } = sampleIteration(set, config, gen, ctx.state, ctx.iteration ?? 0);
   const target = set.load(expert, startEpoch + config.expertEpochs);
   const layout = set.manifest.layout;
   if (config.softLabels === 'teacher') {
