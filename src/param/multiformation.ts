@@ -20,6 +20,11 @@ const schema = z
   .object({
     /** Tiles per side of a stored image (1: IDC-I, no multi-formation). */
     factor: z.number().int().positive().default(2),
+    /**
+     * How the initial real images shrink into tiles: 'nearest' (IDC's Synthesizer.init) or 'bilinear'
+     * (IDM's downscale, align_corners false: at factor 2 the mean of each 2x2 block).
+     */
+    initResize: z.enum(['nearest', 'bilinear']).default('nearest'),
   })
   .strict();
 type Settings = z.infer<typeof schema>;
@@ -37,12 +42,20 @@ export function multiFormationDecode(stored: E.Tensor, factor: number): E.Tensor
 }
 
 /** The inverse of the decode's layout: factor^2 images per stored image, downsampled and tiled. */
-export function multiFormationEncode(images: E.Tensor, factor: number): E.Tensor {
+export function multiFormationEncode(
+  images: E.Tensor,
+  factor: number,
+  resize: 'nearest' | 'bilinear' = 'nearest',
+): E.Tensor {
   if (factor === 1) return images;
   const [n, , h, w] = images.shape;
   const per = n / (factor * factor);
-  // Nearest-neighbour, as Synthesizer.init's F.interpolate with its default mode.
-  const small = E.nn.interpolate(images, { size: [h / factor, w / factor], mode: 'nearest' });
+  // Nearest-neighbour as Synthesizer.init's F.interpolate with its default mode; bilinear as IDM's downscale.
+  const size: [number, number] = [h / factor, w / factor];
+  const small =
+    resize === 'nearest'
+      ? E.nn.interpolate(images, { size, mode: 'nearest' })
+      : E.nn.interpolate(images, { size, mode: 'bilinear', alignCorners: false });
   // Image t * per + i goes to tile t of stored image i (the decode's tile-major order).
   const rows: E.Tensor[] = [];
   for (let i = 0; i < factor; i++) {
@@ -94,7 +107,7 @@ export const multiFormation = registerParameterization<Settings>({
     const stored = E.tidy(() => {
       const parts: E.Tensor[] = [];
       for (let c = 0; c < shape.classes; c++)
-        parts.push(multiFormationEncode(init.narrow(0, c * per, per), settings.factor));
+        parts.push(multiFormationEncode(init.narrow(0, c * per, per), settings.factor, settings.initResize));
       return E.cat(parts, 0).keep();
     });
     return new MultiFormation(stored.requiresGrad_(), settings, shape);

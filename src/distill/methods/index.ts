@@ -4,6 +4,7 @@ export { idc, idcI } from './idc.js';
 export { mtt, tesla, ftd } from './mtt.js';
 export { datm } from './datm.js';
 export { dm } from './dm.js';
+export { idm } from './idm.js';
 export { cafe } from './cafe.js';
 export { haba } from './haba.js';
 export { dd } from './dd.js';
