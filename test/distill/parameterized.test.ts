@@ -113,7 +113,16 @@ test('distill() runs a configuration and returns the result with the loaded arti
     bases: 16,
     downsample: 2,
   });
-  assert.deepEqual(resolveConfig({ method: 'idc' }).parameterization, { kind: 'idc', factor: 2 });
+  assert.deepEqual(resolveConfig({ method: 'idc' }).parameterization, {
+    kind: 'idc',
+    factor: 2,
+    initResize: 'nearest',
+  });
+  assert.deepEqual(resolveConfig({ method: 'idm' }).parameterization, {
+    kind: 'idc',
+    factor: 2,
+    initResize: 'bilinear',
+  });
 });
 
 test('label initialisation: uniform probabilities, or a teacher trained on the real data (its softmax); learned from hard as logits', () => {
