@@ -1,6 +1,6 @@
 import * as E from '../engine/index.js';
 import { DcAugment } from './dcaug.js';
-import { DSA } from './dsa.js';
+import { DSA, defaultStrategy } from './dsa.js';
 
 export {
   DSA,
@@ -36,4 +36,14 @@ export function batchAugmenter(spec: string): BatchAugmenter | null {
   if (spec === 'none') return null;
   if (spec.startsWith('dc:')) return new DcAugment(spec.slice('dc:'.length));
   return new DSA({ strategy: spec });
+}
+
+/**
+ * A method's DSA from its `dsa` / `dsaStrategy` settings: null when off, else the given strategy or the
+ * dataset's default (no flips for digits).
+ *
+ * @example methodDsa({ dsa: true }, 'mnist') // DSA with 'color_crop_cutout_scale_rotate'
+ */
+export function methodDsa(config: { dsa: boolean; dsaStrategy?: string }, datasetName: string): DSA | null {
+  return config.dsa ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(datasetName) }) : null;
 }

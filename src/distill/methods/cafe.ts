@@ -16,7 +16,7 @@
 // gradient and is left out of the loss (it only changed the reference's logged value).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
+import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
@@ -206,9 +206,7 @@ export const cafe: Method<CAFEConfig> = registerMethod({
     const state = net.init(gen);
     const params = [...state.params.values()].map((p) => p.requiresGrad_());
     const opt = new E.SGD(params, { lr: config.lrNet });
-    const dsa = config.dsa
-      ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-      : null;
+    const dsa = methodDsa(config, dataset.name);
     const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
     const outer = new AccuracyWatcher(config.window, k);
     let total = 0;

@@ -12,7 +12,7 @@
 // reference's gradient of the summed loss).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
+import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { lowPrecisionGradients, trainEpoch } from '../../eval/index.js';
 import { createNetwork, gradientLeaves, type Network, type NetState } from '../../models/index.js';
@@ -251,9 +251,7 @@ function gradientMatching(o: {
       const state = net.init(gen);
       const params = [...state.params.values()].map((p) => p.requiresGrad_());
       const opt = new E.SGD(params, { lr: config.lrNet });
-      const dsa = config.dsa
-        ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-        : null;
+      const dsa = methodDsa(config, dataset.name);
       const outer: OuterIteration = {
         ctx,
         config,

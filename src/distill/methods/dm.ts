@@ -11,7 +11,7 @@
 // the matching loss's scale (see docs/benchmarks.md, DM speed).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
+import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
@@ -136,9 +136,7 @@ export const dm: Method<DMConfig> = registerMethod({
     // Like the reference (a permutation of the class, first n), a class smaller than batchReal gives all it has;
     // every class gives the same number so the batch stays one tensor.
     const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
-    const dsa = config.dsa
-      ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-      : null;
+    const dsa = methodDsa(config, dataset.name);
     try {
       return E.tidy(() => {
         const real = dataset.gather(dataset.sampleIndices(batchReal, gen));

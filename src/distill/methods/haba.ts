@@ -14,7 +14,7 @@
 // The gradient of L_param is the one `gradient` names (unrolled MTT by default, as the reference).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy } from '../../augment/index.js';
+import { DSA, methodDsa } from '../../augment/index.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
@@ -229,9 +229,7 @@ export const haba: Method<HaBaConfig> = registerMethod({
     const names = [...ctx.state.keys()]
       .filter((k) => k.startsWith('adversary.') && !k.startsWith('adversary.momentum.'))
       .map((k) => k.slice('adversary.'.length));
-    const dsa = config.dsa
-      ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-      : null;
+    const dsa = methodDsa(config, dataset.name);
     return E.tidy(() => {
       // Each student step: all bases through one hallucinator drawn at random.
       const steps = (_m: number, stepDsa: DSA | null, g: E.Generator): StudentStep[] =>

@@ -16,7 +16,7 @@
 // state and is checkpointed.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
+import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import {
   createNetwork,
   flattenParams,
@@ -219,9 +219,7 @@ export const idm: Method<IDMConfig> = registerMethod({
     const ids = queue(state);
     const id = ids[E.tidy(() => E.randint(0, ids.length, [1], { generator: gen }).item())];
     const weight = config.ceWeight * accuracyPercent(ctx, id);
-    const dsa = config.dsa
-      ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) })
-      : null;
+    const dsa = methodDsa(config, dataset.name);
     const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
     let total = 0;
     for (let c = 0; c < k; c++) {

@@ -30,7 +30,7 @@
 // they are learned as logits (softmax, as DATM does) in the optimizer's 'labels' group.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA, defaultStrategy, type SegmentParams } from '../../augment/index.js';
+import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { createNetwork, unflattenParams, type Network, type ParamLayout } from '../../models/index.js';
 import { ExpertSet } from '../experts.js';
@@ -570,7 +570,7 @@ export function iterationProblem(
   checkEpochs(set, config);
   if (!synthetic.lr) throw new Error('the synthetic set has no learnable learning rate (init was not run)');
   const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
-  const dsa = config.dsa ? new DSA({ strategy: config.dsaStrategy ?? defaultStrategy(dataset.name) }) : null;
+  const dsa = methodDsa(config, dataset.name);
   const { expert, startEpoch } = sampleIteration(set, config, gen, ctx.state, ctx.iteration ?? 0);
   const target = set.load(expert, startEpoch + config.expertEpochs);
   const layout = set.manifest.layout;
