@@ -205,7 +205,14 @@ async function distillAndEvaluate(d: Distiller, ipc: number, its: number): Promi
     losses.forEach((loss, i) => {
       const key = i === 0 ? d.column : `${d.column} (${loss})`;
       // A set that keeps a moving average of its images (FTD) is evaluated on the average.
-      const train = synthetic.withEma(() => synthetic.trainingSet(loss));
+      // The clone is taken inside withEma: detached pixels share storage with the set's leaf, which gets the
+      // raw images back when withEma returns.
+      const train = synthetic.withEma(() => {
+        const t = synthetic.trainingSet(loss);
+        const images = t.images.clone();
+        t.images.dispose();
+        return { ...t, images };
+      });
       let score: Score;
       try {
         score = evaluateSet(dataset, train, evalOpts).ConvNet;

@@ -127,6 +127,10 @@ export function trainExperts(
 ): void {
   if (o.gsam && !(o.gsam.rho > 0 && o.gsam.alpha >= 0))
     throw new ExpertError(`GSAM needs rho > 0 and alpha >= 0 (got rho ${o.gsam.rho}, alpha ${o.gsam.alpha})`);
+  if (o.gsam && createNetwork(o.model, dataset.imageShape, dataset.numClasses).hasBatchNorm)
+    throw new ExpertError(
+      `GSAM experts need a model without batch norm (got ${o.model}): FTD freezes the running statistics in its second pass, which is not implemented here; use ConvNet (instance norm)`,
+    );
   const manifest = buildManifest(dataset, o);
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {

@@ -234,6 +234,8 @@ export const cafe: Method<CAFEConfig> = registerMethod({
         steps++;
         outer.push(probe(net, state, dataset, config.probePerClass, gen));
         if (outer.check((range) => range < config.lambda1)) break;
+        // At the bound the network would be trained for nothing: the iteration ends here.
+        if (steps === config.maxImageSteps) break;
         trainOnSet(net, state, opt, ctx, config, dsa);
       }
     } finally {

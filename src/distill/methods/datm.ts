@@ -82,8 +82,9 @@ export function correctExpertLogits(
       sum = sum.add(logits.mul(correct.unsqueeze(1)));
       count = count.add(correct);
     }
-    // Every image was chosen because an expert classifies it correctly, so no count is zero.
-    return sum.div(count.unsqueeze(1));
+    // Every image was chosen because an expert classifies it correctly; the clamp guards against a
+    // borderline argmax that flips between the selection's batches and this one (never a NaN label).
+    return sum.div(count.clamp(1).unsqueeze(1));
   });
 }
 
@@ -126,7 +127,13 @@ export const datm = registerMethod(
       optimizer: { kind: 'sgd', lr: 100, momentum: 0.5 },
       labels: { learn: true },
       optimizers: { labels: { kind: 'sgd', lr: 2, momentum: 0.9 } },
-      methodConfig: { lossThreshold: 1 },
+      methodConfig: {
+        lossThreshold: 1,
+        synSteps: 80,
+        expertEpochs: 2,
+        maxStartEpoch: 20,
+        startWindow: { from: 10, iterations: 1000 },
+      },
     },
   }),
 );

@@ -200,6 +200,8 @@ export const haba: Method<HaBaConfig> = registerMethod({
   labelGradients: true,
 
   init(ctx: MethodContext, config: HaBaConfig): void {
+    if (config.lossThreshold !== null)
+      throw new Error("haba does not apply DATM's lossThreshold; leave methodConfig.lossThreshold null");
     const l = layoutOf(ctx);
     if (l.hallucinators < 2)
       throw new Error(

@@ -76,12 +76,14 @@ export type IDMConfig = z.infer<typeof schema>;
 const layouts = new Map<string, ParamLayout>();
 /** The flat-parameter layout of `model` (drawn with a private generator: the run's stream is untouched). */
 function layoutOf(net: Network): ParamLayout {
-  const known = layouts.get(net.spec);
+  // The classifier's shape depends on the input shape and the classes, not only on the spec.
+  const key = `${net.spec}|${net.inputShape.join('x')}|${net.numClasses}`;
+  const known = layouts.get(key);
   if (known) return known;
   const state = net.init(new E.Generator(0));
   const layout = paramLayout(state);
   for (const t of state.params.values()) t.dispose();
-  layouts.set(net.spec, layout);
+  layouts.set(key, layout);
   return layout;
 }
 
@@ -224,23 +226,18 @@ export const idm: Method<IDMConfig> = registerMethod({
     let total = 0;
     for (let c = 0; c < k; c++) {
       total += E.tidy(() => {
-        const params = unflattenParams((state.get(netKey(id)) as E.Tensor).detach(), layoutOf(net));
+        // Draw order as before the refactor: the real batch, then the DSA draw.
         const real = dataset.gather(dataset.sampleIndices(batchReal, gen, [c])).images;
-        const syn = synthetic.classRows(synthetic.decode().images, c);
-        const draw = dsa?.sample(1, gen) ?? null;
-        const aug = (x: E.Tensor) => (dsa && draw ? dsa.apply(x, draw, [x.size(0)]) : x);
-        const realMean = E.noGrad(() => net.embed(params, aug(real), { train: false }).mean(0));
-        const synAug = aug(syn);
-        let loss = realMean
-          .sub(net.embed(params, synAug, { train: false }).mean(0))
-          .square()
-          .sum();
-        if (weight > 0) {
-          const labels = E.full([synAug.size(0)], c, { dtype: 'int64' });
-          loss = loss.add(
-            E.nn.crossEntropy(net.forward(params, synAug, { train: false }), labels).mul(weight),
-          );
-        }
+        const loss = idmClassLoss({
+          net,
+          params: unflattenParams((state.get(netKey(id)) as E.Tensor).detach(), layoutOf(net)),
+          real,
+          syn: synthetic.classRows(synthetic.decode().images, c),
+          label: c,
+          weight,
+          dsa,
+          draw: dsa?.sample(1, gen) ?? null,
+        });
         const value = loss.item();
         ctx.update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
         return value;
