@@ -275,7 +275,8 @@ for (const ipc of ipcs) {
           : isPerformanceMatching(d.method)
             ? pmIterations
             : gmIterations;
-    const its = d.method === dm ? iterations : perIpc[ipcs.indexOf(ipc)];
+    // IDM extends DM: the same iterations, so the two columns share a budget.
+    const its = d.method === dm || d.method.name === 'idm' ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
       const got = await distillAndEvaluate(d, ipc, its);
       Object.assign(scores, got);
