@@ -111,3 +111,14 @@ export function writeLeftRightFolder(prefix = 'lr-data'): string {
   }
   return root;
 }
+
+/** Expert training small enough for a test: 2 ConvNetW8 experts of 3 epochs on a squares dataset. */
+export const TINY_EXPERTS = {
+  model: 'ConvNetW8',
+  experts: 2,
+  epochs: 3,
+  lr: 0.01,
+  batchSize: 16,
+  augment: true,
+  seed: 0,
+} as const;

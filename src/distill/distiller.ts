@@ -354,17 +354,13 @@ export class Distiller {
       });
     }
     let own: { name: string; accuracy: number } | null = null;
-    if (cfg.evalRuns > 0 && s.method.ownEvaluation) {
+    const ownEvaluation = s.method.ownEvaluation;
+    if (cfg.evalRuns > 0 && ownEvaluation) {
       this.hooks.onMessage?.(
         `Evaluating the distilled set with ${s.method.name}'s own predictor on the test split`,
       );
       own = s.synthetic.withEma(() =>
-        (s.method.ownEvaluation as NonNullable<typeof s.method.ownEvaluation>)(
-          s.synthetic,
-          s.dataset,
-          cfg.methodConfig,
-          s.ctx.state,
-        ),
+        ownEvaluation.call(s.method, s.synthetic, s.dataset, cfg.methodConfig, s.ctx.state),
       );
       this.hooks.onMessage?.(`${own.name}: test accuracy ${(100 * own.accuracy).toFixed(2)}%`);
     }

@@ -53,7 +53,6 @@ export async function estimateRun(
   const secondsPerIteration = median(seconds.length > 1 ? seconds.slice(1) : seconds);
   const protocol = evaluationProtocol(config, dataset.name);
   const evalModel = protocol.evalModel;
-
   const evalTime = (epochs: number) =>
     E.tidy(() => {
       const set = session.synthetic.trainingSet(config.evalTargetLoss);

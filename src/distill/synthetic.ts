@@ -137,7 +137,9 @@ export class SyntheticSet {
 
   /**
    * Runs `fn` with the moving average in place of the stored images (decode, evaluate, save), then
-   * puts the images back exactly; without a moving average it just runs `fn`.
+   * puts the images back exactly; without a moving average it just runs `fn`. What `fn` returns must
+   * not alias the stored images (detached pixels share their storage and would read the raw images
+   * afterwards): use the average inside `fn`, or return a clone.
    */
   withEma<T>(fn: () => T): T {
     const ema = this.ema;

@@ -21,9 +21,19 @@ export interface GSAMSettings {
 
 const EPS = 1e-12;
 
+/** sum_i <a_i, b_i> over a list of tensors, read once (a float). */
+function globalDot(a: E.Tensor[], b: E.Tensor[]): number {
+  return E.stack(
+    a.map((t, i) => t.mul(b[i]).sum()),
+    0,
+  )
+    .sum()
+    .item();
+}
+
 /** Global L2 norm of a list of tensors (a float). */
 function globalNorm(ts: E.Tensor[]): number {
-  return Math.sqrt(ts.reduce((s, t) => s + t.square().sum().item(), 0));
+  return Math.sqrt(globalDot(ts, ts));
 }
 
 /**
@@ -57,7 +67,7 @@ export function gsamGradients<R extends { grads: E.Tensor[] }>(
   }
   const gp = perturbed.grads;
   const direction = E.noGrad(() => {
-    const inner = g.reduce((sum, gi, i) => sum + gi.mul(gp[i]).sum().item(), 0);
+    const inner = globalDot(g, gp);
     const gNorm = globalNorm(g);
     const gpNorm = globalNorm(gp);
     const cosine = inner / (gpNorm * gNorm + EPS);

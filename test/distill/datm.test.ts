@@ -12,7 +12,7 @@ import { newSession, runIterations } from '../../src/distill/session.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { createNetwork, unflattenParams } from '../../src/models/index.js';
 import { join } from 'node:path';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 
 test("DATM's start-epoch window: DATM.py's Upper_Bound (CIFAR-10 IPC 10: 10 -> 20 over 1,000 iterations)", () => {
@@ -33,14 +33,12 @@ test("DATM's start-epoch window: DATM.py's Upper_Bound (CIFAR-10 IPC 10: 10 -> 2
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
 const ds = loadDataset(data);
+// Trained longer and harder than TINY_EXPERTS so that they classify enough images correctly.
 const training: ExpertTraining = {
-  model: 'ConvNetW8',
-  experts: 2,
+  ...TINY_EXPERTS,
   epochs: 4,
   lr: 0.05,
-  batchSize: 16,
   augment: false,
-  seed: 0,
   gsam: { rho: 0.01, alpha: 0.3, adaptive: true },
 };
 const expertsDir = join(tempDir('experts-datm'), 'e');

@@ -15,19 +15,11 @@ import { ExpertSet, readManifest, trainExperts, type ExpertTraining } from '../.
 import { RunDir } from '../../src/distill/rundir.js';
 import { SyntheticSet } from '../../src/distill/synthetic.js';
 import { loadDataset } from '../../src/data/registry.js';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
-const training: ExpertTraining = {
-  model: 'ConvNetW8',
-  experts: 2,
-  epochs: 3,
-  lr: 0.01,
-  batchSize: 16,
-  augment: true,
-  seed: 0,
-};
+const training: ExpertTraining = { ...TINY_EXPERTS };
 const flatDir = join(tempDir('experts-gsam'), 'e');
 const sgdDir = join(tempDir('experts-sgd'), 'e');
 const ds = loadDataset(data);

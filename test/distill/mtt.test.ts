@@ -30,20 +30,12 @@ import { RunDir } from '../../src/distill/rundir.js';
 import { supConLoss } from '../../src/distill/methods/haba.js';
 import { newSession, runIterations } from '../../src/distill/session.js';
 import { createNetwork, flattenParams, paramLayout } from '../../src/models/index.js';
-import { tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
 import { assertAllClose, referenceFixture } from '../helpers.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const training: ExpertTraining = {
-  model: 'ConvNetW8',
-  experts: 2,
-  epochs: 3,
-  lr: 0.01,
-  batchSize: 16,
-  augment: true,
-  seed: 0,
-};
+const training: ExpertTraining = { ...TINY_EXPERTS };
 const expertsDir = join(tempDir('experts'), 'e');
 trainExperts(loadDataset(data), expertsDir, training);
 

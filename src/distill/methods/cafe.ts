@@ -117,25 +117,23 @@ export function cafeLoss(p: CAFEProblem): E.Tensor {
     throw new Error(
       `cafe: methodConfig.layerWeights has ${p.weights.length} weights, but ${p.net.spec} gives ${synFeatures.length} features (one per block and the embedding)`,
     );
-  let loss: E.Tensor | null = null;
-  for (let l = 0; l < synFeatures.length; l++) {
-    const term = classMeanDistance(realFeatures[l], synFeatures[l], p.classes).mul(p.weights[l]);
-    loss = loss ? loss.add(term) : term;
-  }
   const realEmbedding = realFeatures[realFeatures.length - 1];
   const synEmbedding = synFeatures[synFeatures.length - 1];
-  // f5's class-mean term (criterion_middle on the embedding, equal to the last map's term) ...
-  const centreTerm = classMeanDistance(realEmbedding, synEmbedding, p.classes);
-  // ... and the discrimination: real embeddings classified by raw dot products with the synthetic centres.
+  // The discrimination: real embeddings classified by raw dot products with the synthetic centres ...
   const centres = synEmbedding.reshape(p.classes, synEmbedding.size(0) / p.classes, -1).mean(1);
   const logits = realEmbedding.matmul(centres.t());
-  const discrimination = E.nn.crossEntropy(logits, p.realLabels, { reduction: 'sum' }).mul(p.innerWeight);
-  return (loss as E.Tensor).add(centreTerm).add(discrimination);
+  let loss = E.nn.crossEntropy(logits, p.realLabels, { reduction: 'sum' }).mul(p.innerWeight);
+  // ... f5's class-mean term (criterion_middle on the embedding, equal to the last map's term) ...
+  loss = loss.add(classMeanDistance(realEmbedding, synEmbedding, p.classes));
+  // ... and the weighted alignment of every feature.
+  for (let l = 0; l < synFeatures.length; l++)
+    loss = loss.add(classMeanDistance(realFeatures[l], synFeatures[l], p.classes).mul(p.weights[l]));
+  return loss;
 }
 
 /**
- * The reference's accuracy watcher: values pushed into a window; `stable` / `moving` compare the window's
- * range once it is full, and drop its oldest value otherwise (distill.py:306-313, 339-348).
+ * The reference's accuracy watcher: values pushed into a window; `check` compares the window's range
+ * once it is full, and drops its oldest value when the comparison fails (distill.py:306-313, 339-348).
  */
 export class AccuracyWatcher {
   private values: number[] = [];

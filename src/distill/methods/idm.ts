@@ -226,12 +226,11 @@ export const idm: Method<IDMConfig> = registerMethod({
     let total = 0;
     for (let c = 0; c < k; c++) {
       total += E.tidy(() => {
-        // Draw order as before the refactor: the real batch, then the DSA draw.
-        const real = dataset.gather(dataset.sampleIndices(batchReal, gen, [c])).images;
         const loss = idmClassLoss({
           net,
           params: unflattenParams((state.get(netKey(id)) as E.Tensor).detach(), layoutOf(net)),
-          real,
+          // The real batch is drawn before the DSA draw (property order), as the reference draws them.
+          real: dataset.gather(dataset.sampleIndices(batchReal, gen, [c])).images,
           syn: synthetic.classRows(synthetic.decode().images, c),
           label: c,
           weight,
