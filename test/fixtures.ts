@@ -122,3 +122,28 @@ export const TINY_EXPERTS = {
   augment: true,
   seed: 0,
 } as const;
+
+/**
+ * The input of a short trajectory-matching run on a test dataset (4 iterations of 3 student steps,
+ * checkpoints every 2, no evaluation); `top` and `methodConfig` override its settings.
+ */
+export function trajectoryRunInput(
+  data: string,
+  method: string,
+  experts: string,
+  o: { top?: Record<string, unknown>; methodConfig?: Record<string, unknown> } = {},
+): Record<string, unknown> {
+  return {
+    dataset: data,
+    method,
+    ipc: 2,
+    model: 'ConvNetW8',
+    iterations: 4,
+    checkpointEvery: 2,
+    evalRuns: 0,
+    optimizer: { lr: 100 },
+    optimizers: { lr: { lr: 1e-6 } },
+    ...o.top,
+    methodConfig: { experts, synSteps: 3, expertEpochs: 1, maxStartEpoch: 2, ...o.methodConfig },
+  };
+}

@@ -12,7 +12,7 @@ import { newSession, runIterations } from '../../src/distill/session.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { createNetwork, unflattenParams } from '../../src/models/index.js';
 import { join } from 'node:path';
-import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, trajectoryRunInput, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 
 test("DATM's start-epoch window: DATM.py's Upper_Bound (CIFAR-10 IPC 10: 10 -> 20 over 1,000 iterations)", () => {
@@ -45,27 +45,17 @@ const expertsDir = join(tempDir('experts-datm'), 'e');
 trainExperts(ds, expertsDir, training);
 
 function config(extra: Record<string, unknown> = {}, method: Record<string, unknown> = {}) {
-  return resolveConfig({
-    dataset: data,
-    method: 'datm',
-    ipc: 2,
-    model: 'ConvNetW8',
-    iterations: 4,
-    checkpointEvery: 2,
-    evalRuns: 0,
-    optimizer: { lr: 100 },
-    optimizers: { lr: { lr: 1e-6 } },
-    methodConfig: {
-      experts: expertsDir,
-      synSteps: 3,
-      expertEpochs: 1,
-      maxStartEpoch: 3,
-      startWindow: { from: 2, iterations: 4 },
-      lossThreshold: null,
-      ...method,
-    },
-    ...extra,
-  });
+  return resolveConfig(
+    trajectoryRunInput(data, 'datm', expertsDir, {
+      top: extra,
+      methodConfig: {
+        maxStartEpoch: 3,
+        startWindow: { from: 2, iterations: 4 },
+        lossThreshold: null,
+        ...method,
+      },
+    }),
+  );
 }
 
 test('DATM init: images the first expert classifies correctly, labels the mean logits of the experts that do', () => {

@@ -15,7 +15,7 @@ import { ExpertSet, readManifest, trainExperts, type ExpertTraining } from '../.
 import { RunDir } from '../../src/distill/rundir.js';
 import { SyntheticSet } from '../../src/distill/synthetic.js';
 import { loadDataset } from '../../src/data/registry.js';
-import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, trajectoryRunInput, writeSquaresFile } from '../fixtures.js';
 import { assertResumesBitIdentical } from '../resume.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
@@ -63,20 +63,7 @@ test("the images' moving average: FTD's rule after each update, swapped in and o
 });
 
 function config(experts: string, extra: Record<string, unknown> = {}) {
-  return resolveConfig({
-    dataset: data,
-    method: 'ftd',
-    ipc: 2,
-    model: 'ConvNetW8',
-    iterations: 4,
-    checkpointEvery: 2,
-    evalRuns: 0,
-    optimizer: { lr: 100 },
-    optimizers: { lr: { lr: 1e-6 } },
-    methodConfig: { experts, synSteps: 3, expertEpochs: 1, maxStartEpoch: 2 },
-    imageEma: 0.5,
-    ...extra,
-  });
+  return resolveConfig(trajectoryRunInput(data, 'ftd', experts, { top: { imageEma: 0.5, ...extra } }));
 }
 
 test('FTD: a stopped run resumes bit-identical with its moving average; the artifact holds the average; raw images evaluated too', async () => {

@@ -30,7 +30,7 @@ import { RunDir } from '../../src/distill/rundir.js';
 import { supConLoss } from '../../src/distill/methods/haba.js';
 import { newSession, runIterations } from '../../src/distill/session.js';
 import { createNetwork, flattenParams, paramLayout } from '../../src/models/index.js';
-import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
+import { TINY_EXPERTS, tempDir, trajectoryRunInput, writeSquaresFile } from '../fixtures.js';
 import { assertAllClose, referenceFixture } from '../helpers.js';
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });
@@ -162,25 +162,12 @@ function distill(
   extra: Record<string, unknown> = {},
   top: Record<string, unknown> = {},
 ) {
-  const config = resolveConfig({
-    dataset: data,
-    method,
-    ipc: 2,
-    model: 'ConvNetW8',
-    iterations: 4,
-    checkpointEvery: 2,
-    evalRuns: 0,
-    optimizer: { lr: 100 },
-    ...top,
-    optimizers: { lr: { lr: 1e-3 }, ...(top.optimizers as object) },
-    methodConfig: {
-      experts: expertsDir,
-      synSteps: 3,
-      expertEpochs: 1,
-      maxStartEpoch: 2,
-      ...extra,
-    },
-  });
+  const config = resolveConfig(
+    trajectoryRunInput(data, method, expertsDir, {
+      top: { ...top, optimizers: { lr: { lr: 1e-3 }, ...(top.optimizers as object) } },
+      methodConfig: extra,
+    }),
+  );
   const runDir = new RunDir(out);
   const d: Distiller = new Distiller(config, runDir, {
     onIteration: ({ iteration }) => {
