@@ -275,8 +275,9 @@ for (const ipc of ipcs) {
           : isPerformanceMatching(d.method)
             ? pmIterations
             : gmIterations;
-    // IDM extends DM: the same iterations, so the two columns share a budget.
-    const its = d.method === dm || d.method.name === 'idm' ? iterations : perIpc[ipcs.indexOf(ipc)];
+    // IDM and M3D extend DM: the same iterations, so the columns share a budget.
+    const its =
+      d.method === dm || ['idm', 'm3d'].includes(d.method.name) ? iterations : perIpc[ipcs.indexOf(ipc)];
     try {
       const got = await distillAndEvaluate(d, ipc, its);
       Object.assign(scores, got);

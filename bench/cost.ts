@@ -30,7 +30,7 @@ const perClass = Math.round(real / dataset.numClasses);
 
 /** The method's real-batch setting for `real` images per iteration (per class where it samples per class). */
 function realBatch(method: string): Record<string, unknown> {
-  if (['dm', 'dc', 'dsa', 'kip', 'cafe', 'idm'].includes(method)) return { batchReal: perClass };
+  if (['dm', 'dc', 'dsa', 'kip', 'cafe', 'idm', 'm3d'].includes(method)) return { batchReal: perClass };
   if (method === 'rfad' || method === 'frepo' || method === 'dd') return { batchReal: real };
   return {};
 }

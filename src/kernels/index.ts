@@ -9,3 +9,4 @@ export {
   labelSolve,
   regularized,
 } from './krr.js';
+export { mmd2, squaredDistances, type MMDKernel, type MMDOptions } from './mmd.js';

@@ -17,7 +17,8 @@ import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
 import { precisionOption, type RealDtype } from '../precision.js';
 
-const schema = z
+/** DM's settings; M3D extends them (same sampling, another discrepancy). */
+export const dmSchema = z
   .object({
     batchReal: z.number().int().positive().default(256).describe('Real images per class per iteration.'),
     dsa: z.boolean().default(true).describe('Siamese DSA on both sides.'),
@@ -37,9 +38,10 @@ const schema = z
   })
   .strict();
 
-export type DMConfig = z.infer<typeof schema>;
+export type DMConfig = z.infer<typeof dmSchema>;
 
-function meanEmbeddings(
+/** embed(x) as [classes, perClass, D], `chunk` images per forward (a bounded working set). */
+function classEmbeddings(
   embed: (x: E.Tensor) => E.Tensor,
   x: E.Tensor,
   classes: number,
@@ -47,14 +49,13 @@ function meanEmbeddings(
   chunk: number,
 ): E.Tensor {
   const n = x.size(0);
-  if (chunk >= n) return embed(x).reshape(classes, perClass, -1).mean(1);
-  // Sum chunk by chunk, then divide: the same per-class means with a bounded working set.
+  if (chunk >= n) return embed(x).reshape(classes, perClass, -1);
   const parts: E.Tensor[] = [];
   for (let start = 0; start < n; start += chunk)
     parts.push(E.tidy(() => embed(x.narrow(0, start, Math.min(chunk, n - start)))));
   const all = E.cat(parts, 0);
   for (const p of parts) p.dispose();
-  return all.reshape(classes, perClass, -1).mean(1);
+  return all.reshape(classes, perClass, -1);
 }
 
 /** The state's values rounded to `dtype`, kept in their own dtype; disposes the input. */
@@ -95,19 +96,73 @@ export interface DMProblem {
   realChunk: number;
 }
 
-/** sum_c || mean f(A_c(real_c)) - mean f(A_c(syn_c)) ||^2, differentiable in syn. */
-export function distributionMatchingLoss(p: DMProblem): E.Tensor {
+/**
+ * The embeddings DM matches: real [classes, perClass, D] (no gradient) and synthetic [classes, ipc, D]
+ * (differentiable in syn), each class's real and synthetic images under the same DSA draw.
+ */
+export function matchedEmbeddings(p: DMProblem): { real: E.Tensor; syn: E.Tensor } {
   const sizes = (n: number) => new Array<number>(p.classes).fill(n);
   const realAug = p.draws && p.dsa ? p.dsa.apply(p.real, p.draws, sizes(p.perClass)) : p.real;
   const embed = (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
-  const realMean = E.noGrad(() => {
+  const real = E.noGrad(() => {
     const embedReal = p.realDtype === 'bfloat16' ? lowPrecisionEmbed(p.net, p.state, 'bfloat16') : embed;
     const chunk = p.net.hasBatchNorm ? Infinity : p.realChunk;
-    return meanEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
+    return classEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
   });
   const synAug = p.draws && p.dsa ? p.dsa.apply(p.syn, p.draws, sizes(p.ipc)) : p.syn;
-  const synMean = embed(synAug).reshape(p.classes, p.ipc, -1).mean(1);
-  return realMean.sub(synMean).square().sum();
+  return { real, syn: embed(synAug).reshape(p.classes, p.ipc, -1) };
+}
+
+/** sum_c || mean f(A_c(real_c)) - mean f(A_c(syn_c)) ||^2, differentiable in syn. */
+export function distributionMatchingLoss(p: DMProblem): E.Tensor {
+  const { real, syn } = matchedEmbeddings(p);
+  return real.mean(1).sub(syn.mean(1)).square().sum();
+}
+
+/**
+ * One DM-style iteration: a fresh random network, a real batch per class, one DSA draw per class, and
+ * `loss` (DM's mean matching or another discrepancy of the same embeddings) differentiated into the set.
+ */
+export function embeddingMatchingStep(
+  { dataset, synthetic, gen, model, update }: MethodContext,
+  config: DMConfig,
+  loss: (p: DMProblem) => E.Tensor,
+): StepResult {
+  const k = dataset.numClasses;
+  const net = createNetwork(model, dataset.imageShape, k);
+  const drawn = net.init(gen);
+  // With a bfloat16 real pass both sides use the same network, its weights rounded to bfloat16 (a random
+  // network either way): the real and synthetic embeddings then differ only by the rounding of activations,
+  // not by a systematic mismatch of networks that the matching would try to fit.
+  const state = config.realDtype === 'bfloat16' ? roundedState(drawn, 'bfloat16') : drawn;
+  // Like the reference (a permutation of the class, first n), a class smaller than batchReal gives all it has;
+  // every class gives the same number so the batch stays one tensor.
+  const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
+  const dsa = methodDsa(config, dataset.name);
+  try {
+    return E.tidy(() => {
+      const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
+      const draws = dsa?.sample(k, gen) ?? null;
+      const value = loss({
+        net,
+        state,
+        classes: k,
+        real: real.images,
+        perClass: batchReal,
+        syn: synthetic.decode().images,
+        ipc: synthetic.decodedPerClass,
+        draws,
+        dsa,
+        realDtype: config.realDtype,
+        realChunk: config.realChunk,
+      });
+      const scalar = value.item();
+      update(E.grad(value, synthetic.learnable, { allowUnused: true }), scalar);
+      return { loss: scalar };
+    });
+  } finally {
+    for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
+  }
 }
 
 export const dm: Method<DMConfig> = registerMethod({
@@ -117,7 +172,7 @@ export const dm: Method<DMConfig> = registerMethod({
   summary:
     'match per-class mean embeddings of real and synthetic images under random networks (Zhao & Bilen 2023)',
   needs: 'a dataset; no training of networks',
-  schema: schema as z.ZodType<DMConfig>,
+  schema: dmSchema as z.ZodType<DMConfig>,
 
   defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 1, momentum: 0.5 } },
   // main_DM.py's eval_mode 'SS': a ConvNetBN set is evaluated on ConvNetBN.
@@ -125,41 +180,6 @@ export const dm: Method<DMConfig> = registerMethod({
   // The loss matches embeddings only: labels never enter it.
   labelGradients: false,
 
-  step({ dataset, synthetic, gen, model, update }: MethodContext, config: DMConfig): StepResult {
-    const k = dataset.numClasses;
-    const net = createNetwork(model, dataset.imageShape, k);
-    const drawn = net.init(gen);
-    // With a bfloat16 real pass both sides use the same network, its weights rounded to bfloat16 (a random
-    // network either way): the real and synthetic embeddings then differ only by the rounding of activations,
-    // not by a systematic mismatch of networks that the matching would try to fit.
-    const state = config.realDtype === 'bfloat16' ? roundedState(drawn, 'bfloat16') : drawn;
-    // Like the reference (a permutation of the class, first n), a class smaller than batchReal gives all it has;
-    // every class gives the same number so the batch stays one tensor.
-    const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
-    const dsa = methodDsa(config, dataset.name);
-    try {
-      return E.tidy(() => {
-        const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
-        const draws = dsa?.sample(k, gen) ?? null;
-        const loss = distributionMatchingLoss({
-          net,
-          state,
-          classes: k,
-          real: real.images,
-          perClass: batchReal,
-          syn: synthetic.decode().images,
-          ipc: synthetic.decodedPerClass,
-          draws,
-          dsa,
-          realDtype: config.realDtype,
-          realChunk: config.realChunk,
-        });
-        const value = loss.item();
-        update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
-        return { loss: value };
-      });
-    } finally {
-      for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
-    }
-  },
+  step: (ctx: MethodContext, config: DMConfig): StepResult =>
+    embeddingMatchingStep(ctx, config, distributionMatchingLoss),
 });

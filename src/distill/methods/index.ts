@@ -5,6 +5,7 @@ export { mtt, tesla, ftd } from './mtt.js';
 export { datm } from './datm.js';
 export { dm } from './dm.js';
 export { idm } from './idm.js';
+export { m3d } from './m3d.js';
 export { cafe } from './cafe.js';
 export { haba } from './haba.js';
 export { dd } from './dd.js';
