@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets Distillery up on a fresh Debian machine: system packages (libtorch, the
-# Fashion-MNIST dataset package), npm dependencies, the native addon, TypeScript.
+# Fashion-MNIST dataset package, chromium for the report's browser tests), npm dependencies, the
+# native addon, TypeScript.
 #   LIBTORCH=/path/to/libtorch bash install.sh   builds against another LibTorch (e.g. CUDA)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,6 +18,8 @@ if [ -z "${LIBTORCH:-}" ]; then
   have_pkg libtorch-dev || missing+=(libtorch-dev)
 fi
 have_pkg dataset-fashion-mnist || missing+=(dataset-fashion-mnist)
+# The tests render `distillery report` pages in headless chromium (puppeteer-core drives it).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 for tool in g++ make python3; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$([ "$tool" = g++ ] && echo g++ || echo "$tool")")
 done

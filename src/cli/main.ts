@@ -8,6 +8,9 @@ import { distillCommand } from './commands/distill.js';
 import { methodCommand, methodsCommand } from './commands/methods.js';
 import { showCommand } from './commands/show.js';
 import { renderReport } from '../report/html.js';
+import { renderStudyReport } from '../report/study.js';
+import { studyCommand } from './commands/study.js';
+import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
@@ -121,14 +124,25 @@ program
 
 program
   .command('report')
-  .description('write a self-contained HTML report of a run (config, loss, accuracy, images)')
-  .argument('<run-dir>', 'run directory')
-  .option('--out <file>', 'HTML file (default <run-dir>/report.html)')
+  .description(
+    'write a self-contained HTML report of a run (config, loss, accuracy, images) or a study (dashboard)',
+  )
+  .argument('<dir>', 'run directory, or study directory (as `distillery study` writes it)')
+  .option('--out <file>', 'HTML file (default <dir>/report.html)')
   .action((dir: string, o: { out?: string }) => {
     const path = o.out ?? join(dir, 'report.html');
-    writeFileAtomic(path, renderReport(dir));
+    writeFileAtomic(path, existsSync(join(dir, 'study.json')) ? renderStudyReport(dir) : renderReport(dir));
     console.log(path);
   });
+
+program
+  .command('study')
+  .description(
+    'run a study grid (datasets x methods x IPCs x seeds, baselines, cross-architecture, honest scores); resumable',
+  )
+  .argument('<file>', "study file (.yaml / .json), or a bundled study: 'quick' (minutes) or 'survey' (days)")
+  .option('--out <dir>', 'study directory (default studies-out/<name>)')
+  .action(async (file: string, o: { out?: string }) => studyCommand(file, o));
 
 program
   .command('demo')
