@@ -1,9 +1,12 @@
-// `distillery report <run-dir>`: one self-contained HTML file (no network, no
-// scripts): the configuration, the loss curve and accuracy over iterations as
-// inline SVG, the final image grid, and the evaluation next to the random subset.
+// `distillery report <run-dir>`: one self-contained HTML file (works offline: Chart.js and the
+// images are inlined, nothing is fetched): the configuration, the loss curve and the accuracy over
+// iterations (with the random subset as a reference line), the final image grid with class names,
+// and the evaluation next to the random subset. The page publishes what it drew in
+// `window.distilleryCharts` for browser tests.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunDir } from '../distill/rundir.js';
+import { chartLibrary, esc, scriptJson } from './charts.js';
 
 interface ScoreLike {
   mean: number;
@@ -11,30 +14,13 @@ interface ScoreLike {
   runs: number[];
 }
 
-const esc = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-
-/** A polyline chart of (x, y) points as inline SVG. */
-function svgChart(points: [number, number][], label: string, yFormat: (v: number) => string): string {
-  if (points.length === 0) return `<p>No ${esc(label)} recorded.</p>`;
-  const [w, h, pad] = [640, 220, 40];
-  const xs = points.map((p) => p[0]);
-  const ys = points.map((p) => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  const sx = (x: number) => pad + ((x - x0) / Math.max(1e-12, x1 - x0)) * (w - 2 * pad);
-  const sy = (y: number) => h - pad - ((y - y0) / Math.max(1e-12, y1 - y0)) * (h - 2 * pad);
-  const path = points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-  return `<svg width="${w}" height="${h}" role="img" aria-label="${esc(label)}">
-<rect x="0" y="0" width="${w}" height="${h}" fill="#fff" stroke="#ccc"/>
-<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="${path}"/>
-${points.length < 30 ? points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="#1f77b4"/>`).join('') : ''}
-<text x="${pad}" y="16" font-size="12">${esc(label)}</text>
-<text x="4" y="${sy(y1) + 4}" font-size="10">${esc(yFormat(y1))}</text>
-<text x="4" y="${sy(y0) + 4}" font-size="10">${esc(yFormat(y0))}</text>
-<text x="${pad}" y="${h - 8}" font-size="10">iteration ${x0}</text>
-<text x="${w - pad - 60}" y="${h - 8}" font-size="10">${x1}</text>
-</svg>`;
+/** The dataset's class names from the artifact's meta.json (empty when there is no artifact yet). */
+function readClasses(artifact: string): string[] {
+  const meta = join(artifact, 'meta.json');
+  if (!existsSync(meta)) return [];
+  return (
+    (JSON.parse(readFileSync(meta, 'utf8')) as { dataset?: { classes?: string[] } }).dataset?.classes ?? []
+  );
 }
 
 interface SavedEvaluation {
@@ -75,6 +61,29 @@ function savedEvaluations(artifact: string, fmt: (s: ScoreLike | undefined) => s
 ${rows.join('\n')}</table>`;
 }
 
+const RUN_SCRIPT = `
+(function () {
+  var d = JSON.parse(document.getElementById('run-data').textContent);
+  var drawn = {};
+  window.distilleryCharts = drawn;
+  function chart(id, datasets, xTitle, yTitle, title) {
+    var el = document.getElementById(id);
+    if (!el || !datasets.some(function (s) { return s.data.length; })) return;
+    var c = new Chart(el, { type: 'scatter', data: { datasets: datasets },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+        plugins: { title: { display: true, text: title }, legend: { position: 'bottom' } },
+        scales: { x: { title: { display: true, text: xTitle } }, y: { title: { display: true, text: yTitle } } } } });
+    drawn[id] = { type: c.config.type, series: datasets.map(function (s) { return { label: s.label, points: s.data.length }; }) };
+  }
+  function xy(points) { return points.map(function (p) { return { x: p[0], y: p[1] }; }); }
+  chart('loss', [{ label: 'matching loss', showLine: true, pointRadius: 0, borderColor: '#1f77b4', backgroundColor: '#1f77b4', data: xy(d.loss) }],
+    'iteration', 'loss', d.method + ' matching loss');
+  var acc = [{ label: d.model + ' (distilled set)', showLine: true, borderColor: '#1f77b4', backgroundColor: '#1f77b4', data: xy(d.accuracy) }];
+  if (d.random.length) acc.push({ label: 'random real subset', showLine: true, borderDash: [6, 4], borderColor: '#999', backgroundColor: '#999', data: xy(d.random) });
+  chart('accuracy', acc, 'iteration', 'test accuracy (%)', d.model + ' test accuracy over iterations');
+})();
+`;
+
 export function renderReport(dir: string): string {
   const run = new RunDir(dir);
   const record = run.readRecord();
@@ -92,21 +101,34 @@ export function renderReport(dir: string): string {
   const acc = evals
     .filter((m) => m.eval[model])
     .map((m) => [m.iteration, 100 * m.eval[model].mean] as [number, number]);
+  // The random subset does not depend on the iteration: a horizontal reference line across the curve.
+  const randomScore = evals.find((m) => m.randomSubset?.[model])?.randomSubset?.[model];
+  const xs = acc.map((p) => p[0]);
+  const random: [number, number][] =
+    randomScore && xs.length
+      ? [
+          [Math.min(...xs), 100 * randomScore.mean],
+          [Math.max(...xs, Math.min(...xs) + 1), 100 * randomScore.mean],
+        ]
+      : [];
+  const classes = readClasses(run.artifact);
   const last = evals[evals.length - 1];
   const fmt = (s: ScoreLike | undefined) =>
     s
       ? `${(100 * s.mean).toFixed(2)} &plusmn; ${(100 * s.std).toFixed(2)} (${s.runs.length} networks)`
       : '&ndash;';
   const grid = join(run.artifact, 'grid.png');
+  const names = classes.map((c) => `<li>${esc(c)}</li>`).join('');
   const img = existsSync(grid)
-    ? `<img alt="distilled images, one row per class" src="data:image/png;base64,${readFileSync(grid).toString('base64')}">`
+    ? `<div class="grid"><img alt="distilled images, one row per class" src="data:image/png;base64,${readFileSync(grid).toString('base64')}"><ol class="classes" start="0">${names}</ol></div>`
     : '<p>No artifact yet (the run has not finished).</p>';
   const rows = Object.entries(record.config)
     .map(([k, v]) => `<tr><th>${esc(k)}</th><td><code>${esc(JSON.stringify(v))}</code></td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Distillery run ${esc(dir)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}img{image-rendering:pixelated;max-width:100%;border:1px solid #ccc}</style>
+<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}img{image-rendering:pixelated;max-width:80%;border:1px solid #ccc}.chart{position:relative;height:300px}.grid{display:flex;gap:1em;align-items:flex-start}ol.classes{margin:0;font-size:0.85em}</style>
+<script>${chartLibrary()}</script>
 </head><body>
 <h1>${esc(record.config.method)} on ${esc(record.config.dataset)}, ${record.config.ipc} images per class</h1>
 <p>Run directory <code>${esc(dir)}</code>, started ${esc(record.createdAt)}; Distillery ${esc(record.versions.distillery)}, libtorch ${esc(record.versions.libtorch)}, ${record.threads} threads; dataset checksum <code>${esc(record.dataset.checksum.slice(0, 16))}</code>.</p>
@@ -116,13 +138,15 @@ export function renderReport(dir: string): string {
 <p>Protocol: ${last?.protocol ? `${last.protocol.epochs} epochs, augmentation ${esc(last.protocol.augment)}, ${esc(last.protocol.precision)}` : 'not evaluated yet'}; SGD momentum 0.9, lr 0.01 (or the learned lr) decayed &times;0.1 halfway; test accuracy after the last epoch.</p>
 ${savedEvaluations(run.artifact, fmt)}
 <h2>Loss</h2>
-${svgChart(losses, `${record.config.method} matching loss`, (v) => v.toPrecision(3))}
+${losses.length ? '<div class="chart"><canvas id="loss" aria-label="matching loss over iterations"></canvas></div>' : '<p>No loss recorded.</p>'}
 <h2>Accuracy over iterations</h2>
-${svgChart(acc, `${model} test accuracy (%)`, (v) => v.toFixed(1))}
+${acc.length ? '<div class="chart"><canvas id="accuracy" aria-label="test accuracy over iterations"></canvas></div>' : '<p>No evaluation recorded.</p>'}
 <h2>Distilled images</h2>
 ${img}
 <h2>Configuration</h2>
 <table>${rows}</table>
+<script type="application/json" id="run-data">${scriptJson({ method: record.config.method, model, loss: losses, accuracy: acc, random })}</script>
+<script>${RUN_SCRIPT}</script>
 </body></html>
 `;
 }

@@ -8,25 +8,13 @@
 // The page publishes what it drew in `window.distilleryCharts` (chart id -> type, series, points) so
 // a browser test can check it without reading pixels.
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { RunDir } from '../distill/rundir.js';
 import type { CellResult } from '../study/runner.js';
 import { cellRunDir, readResults } from '../study/runner.js';
 import { parseStudy } from '../study/spec.js';
 import { summarizeStudy, type StudySummary } from '../study/summary.js';
-
-const esc = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-
-/** Chart.js's UMD bundle, inlined into the page. */
-function chartLibrary(): string {
-  const main = createRequire(import.meta.url).resolve('chart.js');
-  return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
-}
-
-/** JSON safe inside a <script> element. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+import { chartLibrary, esc, scriptJson } from './charts.js';
 
 interface RunPanel {
   key: string;
@@ -72,7 +60,7 @@ function runPanels(dir: string, results: CellResult[]): RunPanel[] {
 }
 
 function panelHtml(p: RunPanel, i: number): string {
-  const names = p.classes.map((c, k) => `<li>${k}: ${esc(c)}</li>`).join('');
+  const names = p.classes.map((c) => `<li>${esc(c)}</li>`).join('');
   const grid = p.grid
     ? `<div class="grid"><img alt="${esc(p.label)} images, one row per class" src="data:image/png;base64,${p.grid}"><ol class="classes" start="0">${names}</ol></div>`
     : '<p>No image grid (the run has no artifact).</p>';

@@ -228,11 +228,17 @@ test('report: one self-contained HTML file with the loss curve, evaluation and i
   const r = cli(['report', out]);
   assert.equal(r.status, 0, r.stderr);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
-  assert.match(html, /<polyline [^>]*points="[\d., ]+"/);
+  assert.match(html, /<canvas id="loss"/);
+  const data = JSON.parse(
+    /<script type="application\/json" id="run-data">(.*?)<\/script>/.exec(html)![1],
+  ) as {
+    loss: [number, number][];
+  };
+  assert.equal(data.loss.length, 3, 'the loss of every iteration is charted');
   assert.match(html, /<img alt="distilled images, one row per class" src="data:image\/png;base64,/);
   assert.match(html, /random real subset, same size/);
   assert.match(html, /Protocol: 1 epochs, augmentation color_crop_cutout_scale_rotate/);
-  assert.doesNotMatch(html, /<script|https?:\/\//, 'no scripts, nothing fetched');
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'nothing fetched: every script is inline');
 });
 
 test('DM batched over classes (chunked real pass) equals the reference per-class loop', () => {

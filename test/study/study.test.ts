@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { honestScores, normalizeScore } from '../../src/study/scores.js';
 import { loadStudyFile, parseStudy, StudyError, type StudySpec } from '../../src/study/spec.js';
-import { readResults, runStudy } from '../../src/study/runner.js';
+import { cellRunDir, readResults, runStudy } from '../../src/study/runner.js';
+import { renderReport } from '../../src/report/html.js';
 import { renderStudyReport } from '../../src/report/study.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
@@ -82,7 +83,7 @@ function tinyStudy(dmIterations = 2): StudySpec {
       { method: 'm3d', preset: null, set: { ...tiny, iterations: 2, methodConfig: { batchReal: 4 } } },
     ],
     evaluation: { models: ['ConvNetW8', 'MLP'], runs: 2, epochs: 2, fullEpochs: 1 },
-    baselines: ['random', 'full'],
+    baselines: ['random', 'herding', 'kcenter', 'forgetting', 'full'],
     scores: true,
   });
 }
@@ -93,15 +94,21 @@ process.env.DISTILLERY_CACHE = tempDir('study-cache');
 test('study: a tiny grid runs every cell, records results and a summary, and resumes without recomputing', async () => {
   const lines: string[] = [];
   const results = await runStudy(tinyStudy(), studyDir, { log: (l) => lines.push(l) });
-  // Per IPC: random; full once; dm and m3d: 2 x 1 + 1 + 2 x 2 = 7 cells.
-  assert.equal(results.length, 7);
+  // Per IPC: four subset baselines; full once; dm and m3d: 2 x 4 + 1 + 2 x 2 = 13 cells.
+  assert.equal(results.length, 13);
   const keys = results.map((r) => r.key.replace(/^[^/]+/, 'D')).sort();
   assert.deepEqual(keys, [
     'D/full',
     'D/ipc1/dm/seed0',
+    'D/ipc1/forgetting',
+    'D/ipc1/herding',
+    'D/ipc1/kcenter',
     'D/ipc1/m3d/seed0',
     'D/ipc1/random',
     'D/ipc2/dm/seed0',
+    'D/ipc2/forgetting',
+    'D/ipc2/herding',
+    'D/ipc2/kcenter',
     'D/ipc2/m3d/seed0',
     'D/ipc2/random',
   ]);
@@ -118,18 +125,18 @@ test('study: a tiny grid runs every cell, records results and a summary, and res
     }
   }
   const summary = JSON.parse(readFileSync(join(studyDir, 'summary.json'), 'utf8'));
-  assert.equal(summary.rows.length, 7);
+  assert.equal(summary.rows.length, 13);
   assert.match(readFileSync(join(studyDir, 'summary.md'), 'utf8'), /Nothing is selected on the test split/);
   // Again: every cell is finished, nothing recomputed, results.jsonl untouched.
   const before = statSync(join(studyDir, 'results.jsonl')).mtimeMs;
   const again: string[] = [];
   await runStudy(tinyStudy(), studyDir, { log: (l) => again.push(l) });
-  assert.equal(again.filter((l) => l.includes('finished earlier')).length, 7);
+  assert.equal(again.filter((l) => l.includes('finished earlier')).length, 13);
   assert.equal(statSync(join(studyDir, 'results.jsonl')).mtimeMs, before);
   // Editing dm's settings recomputes dm's two cells and nothing else.
   const edited: string[] = [];
   await runStudy(tinyStudy(3), studyDir, { log: (l) => edited.push(l) });
-  assert.equal(edited.filter((l) => l.includes('finished earlier')).length, 5);
+  assert.equal(edited.filter((l) => l.includes('finished earlier')).length, 11);
   assert.deepEqual(
     readResults(studyDir)
       .filter((r) => r.label === 'dm')
@@ -169,12 +176,13 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
       string,
       { type: string; series: { label: string; points: number }[] }
     >;
-    // Accuracy vs IPC: dm and m3d (2 IPCs each) and the baselines random (2 IPCs) and full (a line: 2 points).
+    // Accuracy vs IPC: dm and m3d (2 IPCs each), the four subset baselines (2 IPCs each) and full data
+    // (a horizontal line: 2 points).
     const ipc = charts['acc-ipc'];
-    assert.equal(ipc.series.length, 4);
+    assert.equal(ipc.series.length, 7);
     assert.deepEqual(
       ipc.series.map((s) => s.points),
-      [2, 2, 2, 2],
+      [2, 2, 2, 2, 2, 2, 2],
     );
     assert.equal(charts['acc-time'].series.length, 2);
     assert.equal(charts['acc-memory'].series.length, 2);
@@ -188,7 +196,7 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
     const cells = (await tab.evaluate(
       "document.querySelectorAll('#heatmap tr').length + ':' + document.querySelectorAll('#heatmap tr:nth-child(2) td').length",
     )) as string;
-    assert.equal(cells, '8:2');
+    assert.equal(cells, '14:2');
     // Sorting by accuracy: ascending, then descending.
     const column = async () =>
       (await tab.evaluate(
@@ -206,6 +214,22 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
     const out = join('test-output');
     mkdirSync(out, { recursive: true });
     await tab.screenshot({ path: join(out, 'study-report.png'), fullPage: true });
+    // A run directory's report: the same library, its loss chart drawn without errors.
+    const dm = readResults(studyDir).find((r) => r.label === 'dm' && r.ipc === 2)!;
+    const runPage = join(studyDir, 'run-report.html');
+    writeFileAtomic(runPage, renderReport(cellRunDir(studyDir, dm.key, dm.hash)));
+    await tab.goto(`file://${runPage}`, { waitUntil: 'load' });
+    assert.deepEqual(errors, [], 'no console errors in the run report');
+    const run = (await tab.evaluate('window.distilleryCharts')) as Record<
+      string,
+      { series: { points: number }[] }
+    >;
+    assert.deepEqual(
+      run.loss.series.map((x) => x.points),
+      [3],
+      'one loss point per iteration',
+    );
+    await tab.screenshot({ path: join(out, 'run-report.png'), fullPage: true });
   } finally {
     await browser.close();
   }
