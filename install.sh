@@ -18,6 +18,8 @@ if [ -z "${LIBTORCH:-}" ]; then
   have_pkg libtorch-dev || missing+=(libtorch-dev)
 fi
 have_pkg dataset-fashion-mnist || missing+=(dataset-fashion-mnist)
+# libtorch's distributed engine (c10d) builds its Gloo backend against these headers.
+[ -n "${LIBTORCH:-}" ] || have_pkg libgloo-dev || missing+=(libgloo-dev)
 # The tests render `distillery report` pages in headless chromium (puppeteer-core drives it).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 for tool in g++ make python3; do

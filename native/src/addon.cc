@@ -207,6 +207,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorOps(env, exports);
   RegisterMathOps(env, exports);
   RegisterNNOps(env, exports);
+  RegisterDistributed(env, exports);
   return exports;
 }
 

@@ -83,6 +83,8 @@ void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterMathOps(Napi::Env env, Napi::Object exports);
 void RegisterNNOps(Napi::Env env, Napi::Object exports);
 void RegisterAllocator(Napi::Env env, Napi::Object exports);
+// c10d: stores, the Gloo process group and its collectives (dist.cc).
+void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void InstallAllocator();
 
 }  // namespace distillery

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export type Handle = { readonly __tensorHandle: unique symbol };
 /** Opaque handle of a libtorch CPU generator. */
 export type GeneratorHandle = { readonly __generatorHandle: unique symbol };
+/** A c10d process group (dist.cc). */
+export type GroupHandle = { readonly __groupHandle: unique symbol };
 
 type H = Handle;
 type OptH = Handle | null | undefined;
@@ -126,6 +128,23 @@ export interface NativeModule {
   allocatorEmptyCache(): void;
   allocatorSetCacheLimit(bytes: Num): void;
   allocatorResetPeak(): void;
+  // distributed (c10d, Gloo)
+  distInit(
+    rank: Num,
+    size: Num,
+    timeoutMs: Num,
+    kind: 'tcp' | 'file',
+    address: string,
+    port: Num,
+    prefix: string,
+  ): GroupHandle;
+  distAllReduce(g: GroupHandle, tensors: H[], op: string): void;
+  distBroadcast(g: GroupHandle, tensors: H[], root: Num): void;
+  distAllGather(g: GroupHandle, t: H): H[];
+  distBarrier(g: GroupHandle): void;
+  distStoreSet(g: GroupHandle, key: string, value: string): void;
+  distStoreGet(g: GroupHandle, key: string): string;
+  distDestroy(g: GroupHandle): void;
   // elementwise
   add(a: H, b: Operand, alpha?: Num): H;
   sub(a: H, b: Operand, alpha?: Num): H;
