@@ -10,6 +10,7 @@ import { showCommand } from './commands/show.js';
 import { renderReport } from '../report/html.js';
 import { renderStudyReport } from '../report/study.js';
 import { studyCommand } from './commands/study.js';
+import { launch } from './commands/launch.js';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
@@ -143,6 +144,25 @@ program
   .argument('<file>', "study file (.yaml / .json), or a bundled study: 'quick' (minutes) or 'survey' (days)")
   .option('--out <dir>', 'study directory (default studies-out/<name>)')
   .action(async (file: string, o: { out?: string }) => studyCommand(file, o));
+
+program
+  .command('launch')
+  .description(
+    "run a command as N processes of one data-parallel job (torchrun's variables: RANK, WORLD_SIZE, MASTER_ADDR, ...)",
+  )
+  .requiredOption('--nproc <n>', 'processes (ranks) on this machine', positiveInt)
+  .option('--master-addr <host>', 'address of rank 0 (default 127.0.0.1)')
+  .option('--master-port <port>', 'port of the rendezvous store (default: a free one)', positiveInt)
+  .option('--threads <n>', 'threads per process (default: cores / nproc)', positiveInt)
+  .argument('<command...>', 'after --: a distillery subcommand (distill ...) or any program')
+  .action(
+    async (
+      command: string[],
+      o: { nproc: number; masterAddr?: string; masterPort?: number; threads?: number },
+    ) => {
+      process.exitCode = await launch(command, o);
+    },
+  );
 
 program
   .command('demo')

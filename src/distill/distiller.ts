@@ -21,9 +21,11 @@ import {
   type TargetLoss,
 } from '../eval/index.js';
 import { createNetwork } from '../models/index.js';
+import { getMethod, METHODS } from './registry.js';
 import { versions } from '../util/version.js';
 import { evaluationProtocol, resolveConfig, type DistillConfig } from './config.js';
 import { RunDir } from './rundir.js';
+import type { Collective } from './method.js';
 import {
   closeSession,
   newSession,
@@ -87,6 +89,14 @@ export class DistillError extends Error {
   }
 }
 
+export interface RunOptions {
+  resume: boolean;
+  dataset?: Dataset;
+  overwrite?: boolean;
+  /** This process's data-parallel group (distillery launch); absent or of size 1: one process. */
+  world?: Collective;
+}
+
 function sameConfig(a: DistillConfig, b: DistillConfig): string | null {
   const ja = JSON.stringify(a);
   const jb = JSON.stringify(b);
@@ -110,8 +120,21 @@ export class Distiller {
     this.stopRequested = true;
   }
 
-  /** `overwrite`: replace a finished or stopped run in the directory instead of refusing. */
-  async run(o: { resume: boolean; dataset?: Dataset; overwrite?: boolean }): Promise<DistillResult> {
+  /**
+   * `overwrite`: replace a finished or stopped run in the directory instead of refusing. `world`: this
+   * process is one rank of a data-parallel run (see `follow` for the ranks other than 0).
+   */
+  async run(o: RunOptions): Promise<DistillResult> {
+    if (o.world && o.world.worldSize > 1) {
+      const method = this.config.method;
+      if (!getMethod(method).dataParallel)
+        throw new DistillError(
+          `${method} does not run data-parallel (methods that do: ${METHODS.filter((m) => m.dataParallel)
+            .map((m) => m.name)
+            .join(', ')}); run it as one process`,
+        );
+      if (o.world.rank !== 0) return this.follow(o, o.world);
+    }
     this.runDir.lock();
     try {
       return await this.runLocked(o);
@@ -126,16 +149,67 @@ export class Distiller {
     }
   }
 
-  private async runLocked(o: {
-    resume: boolean;
-    dataset?: Dataset;
-    overwrite?: boolean;
-  }): Promise<DistillResult> {
+  /**
+   * A rank other than 0: the same session and iterations (its share of the real data), no writes, no
+   * evaluation; rank 0 owns the run directory. On resume it reads rank 0's checkpoint (the run
+   * directory must be on a file system every rank sees, as for torchrun).
+   */
+  private async follow(o: RunOptions, world: Collective): Promise<DistillResult> {
+    // Rank 0 checks and prepares the directory first (removes temp files, truncates metrics).
+    world.barrier();
+    const cfg = this.config;
+    const dataset = o.dataset ?? loadDataset(cfg.dataset, { dataDir: cfg.dataDir, zca: cfg.zca });
+    const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
+    const session = checkpoint
+      ? restoreSession(dataset, cfg, checkpoint, checkpoint.iteration)
+      : newSession(dataset, cfg);
+    session.ctx.world = world;
+    const protocol = this.protocol(session);
+    try {
+      const { iteration, stopped } = await runIterations(
+        session,
+        checkpoint?.iteration ?? 0,
+        cfg.iterations,
+        {
+          after: ({ iteration }) => this.collectiveStop(world, iteration),
+        },
+      );
+      if (!stopped) world.barrier(); // rank 0 has evaluated and written the artifact
+      return {
+        runDir: this.runDir.path,
+        artifact: stopped ? '' : this.runDir.artifact,
+        evaluation: { model: protocol.evalModel, protocol },
+        final: null,
+        randomSubset: null,
+        interrupted: stopped,
+        iteration,
+      };
+    } finally {
+      closeSession(session);
+    }
+  }
+
+  /** Stop after this iteration when any rank was asked to (every rank must stop at the same one). */
+  private collectiveStop(world: Collective | undefined, iteration: number): boolean {
+    const local = this.stopRequested && iteration < this.config.iterations;
+    if (!world || world.worldSize === 1) return local;
+    const flag = E.tensor([local ? 1 : 0], { dtype: 'float64' });
+    world.allReduce([flag], 'max');
+    const stop = flag.item() > 0;
+    flag.dispose();
+    return stop;
+  }
+
+  private async runLocked(o: RunOptions): Promise<DistillResult> {
+    this.checkWorldSize(o);
     const { session, start } = this.setup(o);
+    if (o.world) session.ctx.world = o.world;
+    // Followers wait here until the directory is ready for them (see follow()).
+    if (o.world && o.world.worldSize > 1) o.world.barrier();
     try {
       const protocol = this.protocol(session);
       const t0 = performance.now();
-      const { iteration, stopped } = await this.loop(session, start, protocol);
+      const { iteration, stopped } = await this.loop(session, start, protocol, o.world);
       const distill = (performance.now() - t0) / 1000;
       this.hooks.onLoopEnd?.();
       if (stopped) {
@@ -151,6 +225,7 @@ export class Distiller {
       }
       const t1 = performance.now();
       const result = this.finish(session, protocol);
+      if (o.world && o.world.worldSize > 1) o.world.barrier(); // the followers wait for the artifact
       return { ...result, seconds: { distill, evaluation: (performance.now() - t1) / 1000 } };
     } finally {
       closeSession(session);
@@ -158,7 +233,7 @@ export class Distiller {
   }
 
   /** Checks the dataset and config, creates or reopens the run directory, builds or restores the session. */
-  private setup(o: { resume: boolean; dataset?: Dataset; overwrite?: boolean }): {
+  private setup(o: RunOptions): {
     session: Session;
     start: number;
   } {
@@ -197,6 +272,7 @@ export class Distiller {
       const session = newSession(dataset, cfg);
       this.runDir.create({
         config: cfg,
+        ...(o.world && o.world.worldSize > 1 ? { worldSize: o.world.worldSize } : {}),
         versions: versions(),
         dataset: { name: dataset.name, checksum: dataset.info.checksum, source: dataset.info.source },
         threads: E.getNumThreads(),
@@ -219,6 +295,17 @@ export class Distiller {
     // Resumed before the first checkpoint: start over in the same directory.
     this.runDir.truncateMetrics(0);
     return { session: newSession(dataset, cfg), start: 0 };
+  }
+
+  /** A data-parallel run resumes with the world size it started with. */
+  private checkWorldSize(o: RunOptions): void {
+    if (!o.resume || !existsSync(this.runDir.runJson)) return;
+    const started = (this.runDir.readRecord() as { worldSize?: number }).worldSize ?? 1;
+    const now = o.world?.worldSize ?? 1;
+    if (started !== now)
+      throw new DistillError(
+        `${this.runDir.path} was started with ${started} process(es); resume it with the same number${started > 1 ? ` (distillery launch --nproc ${started})` : ' (without distillery launch)'}, not ${now}`,
+      );
   }
 
   private checkResumable(dataset: Dataset): void {
@@ -293,6 +380,7 @@ export class Distiller {
     s: Session,
     start: number,
     protocol: Protocol & { evalModel: string },
+    world?: Collective,
   ): Promise<{ iteration: number; stopped: boolean }> {
     const cfg = this.config;
     this.hooks.onStart?.({ total: cfg.iterations, startIteration: start, resumed: start > 0 });
@@ -307,7 +395,7 @@ export class Distiller {
             this.runDir.log({ iteration, eval: scores, ...(raw ? { evalRawImages: raw } : {}) });
             this.hooks.onEvaluation?.({ iteration, scores });
           }
-          const stop = this.stopRequested && iteration < cfg.iterations;
+          const stop = this.collectiveStop(world, iteration);
           if (stop || iteration % cfg.checkpointEvery === 0 || iteration === cfg.iterations)
             this.saveCheckpoint(s, iteration);
           return stop;

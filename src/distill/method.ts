@@ -31,6 +31,20 @@ export interface MethodContext {
   state: Map<string, E.Tensor>;
   /** The 0-based iteration being run (set by the loop). */
   iteration?: number;
+  /**
+   * The data-parallel group when this process is one rank of several (`distillery launch`); absent
+   * for one process. A method with `dataParallel` shards its real-data side over it and all-reduces
+   * the gradients it computed; every rank holds the same synthetic set and draws the same random stream.
+   */
+  world?: Collective;
+}
+
+/** What a method needs of a process group (engine's ProcessGroup provides it). */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(tensors: E.Tensor[], op?: 'sum' | 'max' | 'min' | 'product'): void;
+  barrier(): void;
 }
 
 export interface StepResult {
@@ -40,6 +54,11 @@ export interface StepResult {
 
 export interface Method<Config> {
   readonly name: string;
+  /**
+   * The method runs data-parallel over `ctx.world` with the single-process result up to float
+   * summation order (the Distiller refuses several processes for the others).
+   */
+  readonly dataParallel?: boolean;
   readonly family: Family;
   readonly subFamily: string;
   readonly summary: string;

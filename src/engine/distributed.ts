@@ -23,7 +23,7 @@ export interface GroupOptions {
   host?: string;
   port?: number;
   file?: string;
-  /** Collective and rendezvous timeout (default 5 minutes). */
+  /** Collective and rendezvous timeout (default 30 minutes, torch.distributed's). */
   timeoutMs?: number;
   /** Key prefix in the store (several groups may share one store). */
   prefix?: string;
@@ -65,7 +65,7 @@ export class ProcessGroup {
   static create(o: GroupOptions): ProcessGroup {
     checkInt('worldSize', o.worldSize, 1);
     checkInt('rank', o.rank, 0, o.worldSize - 1);
-    const timeoutMs = o.timeoutMs ?? 300_000;
+    const timeoutMs = o.timeoutMs ?? 1_800_000;
     checkInt('timeoutMs', timeoutMs, 1);
     const kind = o.store ?? 'tcp';
     if (kind === 'file' && !o.file)

@@ -27,4 +27,11 @@ export {
   cosineSchedule,
   type Schedule,
 } from './optim/schedules.js';
-export { ProcessGroup, DistributedError, worldFromEnv, type GroupOptions, type ReduceOp, type WorldEnv } from './distributed.js';
+export {
+  ProcessGroup,
+  DistributedError,
+  worldFromEnv,
+  type GroupOptions,
+  type ReduceOp,
+  type WorldEnv,
+} from './distributed.js';

@@ -320,5 +320,7 @@ function load(): NativeModule {
 export const native: NativeModule = load();
 
 // libtorch's default thread count depends on how it was built (Debian's starts
-// with one); Distillery uses every core the process may run on. setNumThreads() changes it.
-native.setNumThreads(availableParallelism());
+// with one); Distillery uses every core the process may run on, or OMP_NUM_THREADS when it is set
+// (torchrun and `distillery launch` set it per rank). setNumThreads() changes it.
+const ompThreads = Number(process.env.OMP_NUM_THREADS);
+native.setNumThreads(Number.isInteger(ompThreads) && ompThreads > 0 ? ompThreads : availableParallelism());

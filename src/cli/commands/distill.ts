@@ -17,6 +17,8 @@ import { Distiller } from '../../distill/distiller.js';
 import { estimateRun } from '../../distill/estimate.js';
 import { loadDataset } from '../../data/registry.js';
 import { RunDir } from '../../distill/rundir.js';
+import * as E from '../../engine/index.js';
+import { worldFromEnv } from '../../engine/index.js';
 import { createReporter, duration, scoreText, UsageError } from '../output.js';
 import type { Score } from '../../eval/index.js';
 
@@ -224,7 +226,9 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     const built = buildConfig(o);
     config = built.config;
     runDir = new RunDir(o.out ?? defaultRunDir(config));
-    if (existsSync(runDir.runJson)) {
+    // A rank other than 0 of a data-parallel run finds rank 0's run.json here: it only follows.
+    const follower = (worldFromEnv()?.rank ?? 0) > 0;
+    if (existsSync(runDir.runJson) && !follower) {
       throw new UsageError(
         `run directory ${runDir.path} already holds a run: resume it with --resume ${runDir.path}, or choose another --out`,
       );
@@ -276,9 +280,22 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     distiller.requestStop();
   }
   process.on('SIGINT', onSigint);
+  // Under `distillery launch` (or torchrun): one rank of a data-parallel run.
+  const env = worldFromEnv();
+  const world = env && env.worldSize > 1 ? E.ProcessGroup.fromEnv() : undefined;
   try {
-    const r = await distiller.run({ resume: Boolean(o.resume) });
+    const r = await distiller.run({ resume: Boolean(o.resume), world });
     (bar as ReturnType<typeof out.progress> | null)?.stop();
+    if (world && world.rank > 0) {
+      out.result(
+        `rank ${world.rank} of ${world.worldSize}: ${r.interrupted ? 'stopped' : 'done'} (rank 0 writes the run)`,
+        {
+          rank: world.rank,
+          interrupted: r.interrupted,
+        },
+      );
+      return;
+    }
     if (r.interrupted) {
       const resume = `distillery distill --resume ${r.runDir}`;
       out.result(`Interrupted: checkpoint saved in ${r.runDir}. Continue with: ${resume}`, {
@@ -312,5 +329,6 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
     });
   } finally {
     process.off('SIGINT', onSigint);
+    world?.close();
   }
 }

@@ -122,14 +122,23 @@ export function distributionMatchingLoss(p: DMProblem): E.Tensor {
 /**
  * One DM-style iteration: a fresh random network, a real batch per class, one DSA draw per class, and
  * `loss` (DM's mean matching or another discrepancy of the same embeddings) differentiated into the set.
+ * Data parallel (`ctx.world` of several ranks): every rank draws the same network, batch indices and
+ * augmentation (the same stream), computes the loss of its classes only (class c on rank c mod size:
+ * the real pass, the expensive side, is split), and the gradients and losses are summed over ranks: the
+ * per-class sum of the single process, up to float summation order.
  */
 export function embeddingMatchingStep(
-  { dataset, synthetic, gen, model, update }: MethodContext,
+  { dataset, synthetic, gen, model, update, world }: MethodContext,
   config: DMConfig,
   loss: (p: DMProblem) => E.Tensor,
 ): StepResult {
   const k = dataset.numClasses;
   const net = createNetwork(model, dataset.imageShape, k);
+  const group = world && world.worldSize > 1 ? world : null;
+  if (group && net.hasBatchNorm)
+    throw new Error(
+      `${model} has batch norm, whose statistics mix the classes that data parallelism splits; use a model without it (ConvNet) or one process`,
+    );
   const drawn = net.init(gen);
   // With a bfloat16 real pass both sides use the same network, its weights rounded to bfloat16 (a random
   // network either way): the real and synthetic embeddings then differ only by the rounding of activations,
@@ -139,25 +148,50 @@ export function embeddingMatchingStep(
   // every class gives the same number so the batch stays one tensor.
   const batchReal = Math.min(config.batchReal, dataset.smallestClassSize);
   const dsa = methodDsa(config, dataset.name);
+  const ipc = synthetic.decodedPerClass;
   try {
     return E.tidy(() => {
-      const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
+      const indices = dataset.sampleIndices(batchReal, gen);
       const draws = dsa?.sample(k, gen) ?? null;
-      const value = loss({
-        net,
-        state,
-        classes: k,
-        real: real.images,
-        perClass: batchReal,
-        syn: synthetic.decode().images,
-        ipc: synthetic.decodedPerClass,
-        draws,
-        dsa,
-        realDtype: config.realDtype,
-        realChunk: config.realChunk,
-      });
-      const scalar = value.item();
-      update(E.grad(value, synthetic.learnable, { allowUnused: true }), scalar);
+      const mine = [...Array(k).keys()].filter((c) => !group || c % group.worldSize === group.rank);
+      const all = mine.length === k;
+      const rows = (x: E.Tensor, per: number) =>
+        all
+          ? x
+          : E.cat(
+              mine.map((c) => x.narrow(0, c * per, per)),
+              0,
+            );
+      let value: E.Tensor | null = null;
+      let grads: (E.Tensor | null)[];
+      if (mine.length > 0) {
+        const real = dataset.gather(mine.flatMap((c) => indices.slice(c * batchReal, (c + 1) * batchReal)));
+        value = loss({
+          net,
+          state,
+          classes: mine.length,
+          real: real.images,
+          perClass: batchReal,
+          syn: rows(synthetic.decode().images, ipc),
+          ipc,
+          draws: draws ? mine.map((c) => draws[c]) : null,
+          dsa,
+          realDtype: config.realDtype,
+          realChunk: config.realChunk,
+        });
+        grads = E.grad(value, synthetic.learnable, { allowUnused: true });
+      } else grads = synthetic.learnable.map(() => null);
+      if (!group) {
+        const scalar = value!.item();
+        update(grads, scalar);
+        return { loss: scalar };
+      }
+      // Sum over ranks: absent gradients as zeros so that every rank reduces the same tensors.
+      const dense = grads.map((g, i) => (g ?? E.zerosLike(synthetic.learnable[i])).contiguous());
+      const total = value ? value.detach().reshape([1]).double() : E.zeros([1], { dtype: 'float64' });
+      group.allReduce([...dense, total]);
+      const scalar = total.item();
+      update(dense, scalar);
       return { loss: scalar };
     });
   } finally {
@@ -173,6 +207,7 @@ export const dm: Method<DMConfig> = registerMethod({
     'match per-class mean embeddings of real and synthetic images under random networks (Zhao & Bilen 2023)',
   needs: 'a dataset; no training of networks',
   schema: dmSchema as z.ZodType<DMConfig>,
+  dataParallel: true,
 
   defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 1, momentum: 0.5 } },
   // main_DM.py's eval_mode 'SS': a ConvNetBN set is evaluated on ConvNetBN.

@@ -51,6 +51,7 @@ export const m3d: Method<M3DConfig> = registerMethod({
     'match per-class embedding distributions by kernel MMD (all moments) under random networks (Zhang et al. 2024)',
   needs: 'a dataset; no training of networks',
   schema: schema as z.ZodType<M3DConfig>,
+  dataParallel: true,
 
   // DM's schedule; the image lr scaled to the Gaussian MMD's gradient (see the top of this file).
   defaults: { init: 'real', iterations: 20000, optimizer: { kind: 'sgd', lr: 250, momentum: 0.5 } },

@@ -1,0 +1,213 @@
+// libtorch's distributed engine from Distillery, over loopback with 2 processes: the collectives'
+// results, a dead peer and a silent peer surfacing as clear errors within the timeout, `distillery
+// launch` (environment, output, exit status), and a data-parallel DM / M3D run equal to the single
+// process's, resuming only with its world size.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as E from '../../src/engine/index.js';
+import { freePort, launch } from '../../src/cli/commands/launch.js';
+import { Distiller } from '../../src/distill/distiller.js';
+import { resolveConfig } from '../../src/distill/config.js';
+import { RunDir } from '../../src/distill/rundir.js';
+import { tempDir, writeSquaresFile } from '../fixtures.js';
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** Runs the worker scenario as `size` ranks; resolves with each rank's JSON line (null if none) and status. */
+async function ranks(
+  scenario: string,
+  size = 2,
+  timeoutMs = 20000,
+): Promise<{ out: (Record<string, unknown> | null)[]; status: (number | null)[] }> {
+  const port = await freePort();
+  const procs = Array.from({ length: size }, (_, rank) =>
+    spawn(process.execPath, [WORKER], {
+      env: {
+        ...process.env,
+        DISTILLERY_DIST_WORKER: scenario,
+        DISTILLERY_DIST_TIMEOUT_MS: String(timeoutMs),
+        RANK: String(rank),
+        WORLD_SIZE: String(size),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+        OMP_NUM_THREADS: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const results = await Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<{ line: Record<string, unknown> | null; status: number | null }>((resolve) => {
+          let text = '';
+          p.stdout.on('data', (d: Buffer) => (text += d.toString()));
+          p.on('exit', (status) => {
+            const last = text.trim().split('\n').pop();
+            resolve({ line: last ? (JSON.parse(last) as Record<string, unknown>) : null, status });
+          });
+        }),
+    ),
+  );
+  return { out: results.map((r) => r.line), status: results.map((r) => r.status) };
+}
+
+test('collectives over loopback: all-reduce (sum, max), broadcast, all-gather, store, barrier', async () => {
+  const { out, status } = await ranks('collectives');
+  assert.deepEqual(status, [0, 0]);
+  for (const r of out) {
+    assert.deepEqual(r!.sum, [3, 30]);
+    assert.deepEqual(r!.max, [3]);
+    assert.deepEqual(r!.broadcast, [42, 7]);
+    assert.deepEqual(r!.gathered, [
+      [0, 0],
+      [1, 1],
+    ]);
+    assert.equal(r!.value, 'hello from 0');
+  }
+});
+
+test('a rank that dies makes the others fail with a clear error, not a hang', async () => {
+  const { out, status } = await ranks('peer-dies', 2, 20000);
+  assert.equal(status[1], 7);
+  const r0 = out[0]!;
+  assert.equal(r0.name, 'DistributedError');
+  assert.match(
+    String(r0.error),
+    /^barrier: barrier failed on rank 0 of 2: .*(Connection closed|reset|peer)/i,
+  );
+  assert.ok((r0.seconds as number) < 20, `failed after ${r0.seconds} s, within the timeout`);
+});
+
+test('a rank that never joins a collective makes the others time out after the timeout', async () => {
+  const { out } = await ranks('peer-silent', 2, 2000);
+  const r0 = out[0]!;
+  assert.match(String(r0.error), /allReduce failed on rank 0 of 2: .*[Tt]imed? ?out/);
+  assert.ok((r0.seconds as number) >= 1.5 && (r0.seconds as number) < 15, `after ${r0.seconds} s`);
+});
+
+test('ProcessGroup: bad settings and a missing environment are clear errors', () => {
+  assert.throws(
+    () => E.ProcessGroup.create({ rank: 2, worldSize: 2, port: 1234 }),
+    /rank must be an integer in \[0, 1\]/,
+  );
+  assert.throws(() => E.ProcessGroup.fromEnv({}), /RANK and WORLD_SIZE are not set/);
+  assert.throws(() => E.worldFromEnv({ RANK: '0' }), /WORLD_SIZE is not set/);
+  assert.throws(
+    () => E.worldFromEnv({ RANK: '3', WORLD_SIZE: '2', MASTER_PORT: '1' }),
+    /RANK=3 must be below WORLD_SIZE=2/,
+  );
+  assert.equal(E.worldFromEnv({}), null);
+});
+
+test('distillery launch: torchrun variables per rank, prefixed output, the first failure is the exit status', async () => {
+  const lines: string[] = [];
+  const ok = await launch(
+    [
+      process.execPath,
+      '-e',
+      'console.log([process.env.RANK, process.env.WORLD_SIZE, process.env.LOCAL_RANK, process.env.MASTER_ADDR, process.env.OMP_NUM_THREADS].join(" "))',
+    ],
+    { nproc: 2, threads: 1, out: (l) => lines.push(l), err: (l) => lines.push(l) },
+  );
+  assert.equal(ok, 0);
+  assert.deepEqual(lines.sort(), ['[rank 0] 0 2 0 127.0.0.1 1', '[rank 1] 1 2 1 127.0.0.1 1']);
+  const errors: string[] = [];
+  const failed = await launch(
+    [process.execPath, '-e', 'if (process.env.RANK === "1") process.exit(3); setTimeout(() => {}, 60000)'],
+    { nproc: 2, out: () => {}, err: (l) => errors.push(l) },
+  );
+  assert.equal(failed, 3, 'rank 1 failed with 3; rank 0 was stopped instead of waiting a minute');
+  assert.ok(errors.some((l) => /\[rank 1\] exited with status 3; stopping the other ranks/.test(l)));
+  // Through the CLI: the status of `distillery launch` itself.
+  const cli = spawnSync(
+    process.execPath,
+    [CLI, 'launch', '--nproc', '2', '--', process.execPath, '-e', 'process.exit(+process.env.RANK * 5)'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(cli.status, 5, cli.stderr);
+});
+
+const data = writeSquaresFile({ classes: 3, perClass: 12 });
+const distillArgs = (method: string, out: string, iterations = 3) => [
+  'distill',
+  '--dataset',
+  data,
+  '--method',
+  method,
+  '--ipc',
+  '2',
+  '--model',
+  'ConvNetW8',
+  '--iterations',
+  String(iterations),
+  '--eval-runs',
+  '0',
+  '--out',
+  out,
+  '--set',
+  'methodConfig.batchReal=6',
+  '--set',
+  'methodConfig.realDtype=float32',
+  '--set',
+  'checkpointEvery=1',
+];
+
+for (const method of ['dm', 'm3d'])
+  test(`${method} on 2 ranks (each embeds its classes' real images) equals the single process`, async () => {
+    const one = join(tempDir(`${method}-1`), 'run');
+    const two = join(tempDir(`${method}-2`), 'run');
+    const single = spawnSync(process.execPath, [CLI, ...distillArgs(method, one)], { encoding: 'utf8' });
+    assert.equal(single.status, 0, single.stderr);
+    const err: string[] = [];
+    const status = await launch(distillArgs(method, two), {
+      nproc: 2,
+      threads: 1,
+      out: () => {},
+      err: (l) => err.push(l),
+    });
+    assert.equal(status, 0, err.join('\n'));
+    const a = E.loadSafetensors(join(one, 'artifact', 'synthetic.safetensors')).tensors.images;
+    const b = E.loadSafetensors(join(two, 'artifact', 'synthetic.safetensors')).tensors.images;
+    const diff = a.sub(b).abs().max().item();
+    assert.ok(diff <= 1e-5 * Math.max(1, a.abs().max().item()), `images differ by ${diff}`);
+    // Rank 0 alone wrote the run: one run.json recording the world size.
+    assert.equal((new RunDir(two).readRecord() as { worldSize?: number }).worldSize, 2);
+    if (method === 'dm') {
+      // Resuming it as one process is refused with what to do.
+      const resumed = spawnSync(process.execPath, [CLI, 'distill', '--resume', two, '--iterations', '4'], {
+        encoding: 'utf8',
+      });
+      assert.notEqual(resumed.status, 0);
+      assert.match(
+        resumed.stderr,
+        /was started with 2 process\(es\); resume it with the same number \(distillery launch --nproc 2\), not 1/,
+      );
+    }
+  });
+
+test('a method that does not run data-parallel is refused for several processes', async () => {
+  const world = {
+    rank: 0,
+    worldSize: 2,
+    allReduce: () => assert.fail('no collective'),
+    barrier: () => assert.fail('no barrier'),
+  };
+  const config = resolveConfig({
+    dataset: data,
+    method: 'dc',
+    ipc: 1,
+    model: 'ConvNetW8',
+    iterations: 1,
+    evalRuns: 0,
+  });
+  await assert.rejects(
+    () => new Distiller(config, new RunDir(join(tempDir('dc-dp'), 'run'))).run({ resume: false, world }),
+    /dc does not run data-parallel \(methods that do: dm, m3d\); run it as one process/,
+  );
+});
