@@ -108,6 +108,8 @@ function sameConfig(a: DistillConfig, b: DistillConfig): string | null {
 
 export class Distiller {
   private stopRequested = false;
+  /** The data-parallel group of the current run (evaluations share their networks over it). */
+  private world: Collective | undefined;
 
   constructor(
     readonly config: DistillConfig,
@@ -125,6 +127,7 @@ export class Distiller {
    * process is one rank of a data-parallel run (see `follow` for the ranks other than 0).
    */
   async run(o: RunOptions): Promise<DistillResult> {
+    this.world = o.world && o.world.worldSize > 1 ? o.world : undefined;
     if (o.world && o.world.worldSize > 1) {
       const method = this.config.method;
       if (!getMethod(method).dataParallel)
@@ -171,10 +174,16 @@ export class Distiller {
         checkpoint?.iteration ?? 0,
         cfg.iterations,
         {
-          after: ({ iteration }) => this.collectiveStop(world, iteration),
+          after: ({ iteration }) => {
+            // The periodic evaluations' networks are shared among the ranks (rank 0 keeps the scores).
+            if (cfg.evalEvery > 0 && iteration % cfg.evalEvery === 0 && iteration < cfg.iterations)
+              this.evaluateWithRaw(session, protocol, iteration);
+            return this.collectiveStop(world, iteration);
+          },
         },
       );
-      if (!stopped) world.barrier(); // rank 0 has evaluated and written the artifact
+      if (!stopped && cfg.evalRuns > 0) this.evaluateWithRaw(session, protocol, cfg.iterations);
+      if (!stopped) world.barrier(); // rank 0 has written the artifact
       return {
         runDir: this.runDir.path,
         artifact: stopped ? '' : this.runDir.artifact,
@@ -350,6 +359,7 @@ export class Distiller {
         protocol,
         seed: evaluationSeed(this.config.seed, iteration),
         onEpoch: this.epochProgress(protocol, what),
+        world: this.world,
       });
     });
   }
@@ -361,8 +371,9 @@ export class Distiller {
   ): (model: string, run: number, epoch: number) => void {
     const perNetwork = protocol.epochs + 1;
     const total = this.config.evalRuns * perNetwork;
+    const writer = !this.world || this.world.rank === 0;
     return (model, run, epoch) => {
-      this.runDir.heartbeat();
+      if (writer) this.runDir.heartbeat();
       this.hooks.onEvaluationProgress?.({
         done: run * perNetwork + epoch + 1,
         total,

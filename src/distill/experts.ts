@@ -23,6 +23,7 @@ import {
   type ParamLayout,
 } from '../models/index.js';
 import { makeDirectory, writeFileAtomic } from '../engine/files.js';
+import type { Collective } from './method.js';
 
 export const EXPERTS_FORMAT = 'distillery-experts';
 
@@ -124,7 +125,17 @@ export function trainExperts(
   dir: string,
   o: ExpertTraining,
   hooks: ExpertHooks = {},
+  world?: Collective,
 ): void {
+  // Data parallel: rank 0 checks and writes the manifest, then expert i trains on rank i mod size
+  // (each expert has its own stream, so the files equal one process's); all wait for the last.
+  const shard = world && world.worldSize > 1 ? world : null;
+  if (shard && shard.rank > 0) {
+    shard.barrier();
+    trainShard(dataset, dir, o, hooks, shard);
+    shard.barrier();
+    return;
+  }
   if (o.gsam && !(o.gsam.rho > 0 && o.gsam.alpha >= 0))
     throw new ExpertError(`GSAM needs rho > 0 and alpha >= 0 (got rho ${o.gsam.rho}, alpha ${o.gsam.alpha})`);
   if (o.gsam && createNetwork(o.model, dataset.imageShape, dataset.numClasses).hasBatchNorm)
@@ -149,13 +160,29 @@ export function trainExperts(
   // Unchanged bytes unless the expert count changed.
   makeDirectory(dir);
   writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+  shard?.barrier();
+  trainShard(dataset, dir, o, hooks, shard);
+  shard?.barrier();
+}
+
+/** Trains this rank's experts (all of them in one process). */
+function trainShard(
+  dataset: Dataset,
+  dir: string,
+  o: ExpertTraining,
+  hooks: ExpertHooks,
+  shard: Collective | null,
+): void {
+  const manifest = readManifest(dir);
+  const mine = (i: number) => !shard || i % shard.worldSize === shard.rank;
   const net = createNetwork(o.model, dataset.imageShape, dataset.numClasses);
   const dsa = manifest.training.dsaStrategy ? new DSA({ strategy: manifest.training.dsaStrategy }) : null;
   const perExpert = o.epochs + 1;
   let done = 0;
-  for (let i = 0; i < o.experts; i++) done += Math.min(perExpert, finishedEpochs(dir, i));
-  hooks.onStart?.({ total: o.experts * perExpert, done });
-  for (let i = 0; i < o.experts; i++) {
+  const experts = [...Array(o.experts).keys()].filter(mine);
+  for (const i of experts) done += Math.min(perExpert, finishedEpochs(dir, i));
+  hooks.onStart?.({ total: experts.length * perExpert, done });
+  for (const i of experts) {
     const have = Math.min(perExpert, finishedEpochs(dir, i));
     if (have === perExpert) continue;
     makeDirectory(join(dir, `expert-${pad(i)}`));

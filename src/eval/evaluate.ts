@@ -28,6 +28,19 @@ export interface EvaluationOptions {
   onRun?: (model: string, run: number, accuracy: number) => void;
   /** Called after each epoch of each network (epochs 0..protocol.epochs). */
   onEpoch?: (model: string, run: number, epoch: number) => void;
+  /**
+   * Share the networks among the ranks of a data-parallel run: network r trains on rank r mod size
+   * (with its own seed, as in one process) and the accuracies are summed over ranks, so every rank
+   * returns the single-process result.
+   */
+  world?: EvaluationShard;
+}
+
+/** What evaluation needs of a process group. */
+export interface EvaluationShard {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(tensors: E.Tensor[], op?: 'sum' | 'max' | 'min' | 'product'): void;
 }
 
 /**
@@ -51,11 +64,15 @@ export function summarize(runs: number[]): Score {
 /** Trains `runs` networks per model on `train` and reports test accuracy per model. */
 export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOptions): Record<string, Score> {
   checkTestSplit(dataset);
-  const out: Record<string, Score> = {};
-  o.models.forEach((model, m) => {
+  const shard = o.world && o.world.worldSize > 1 ? o.world : null;
+  const accs = o.models.map((model, m) => {
     const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
-    const accs: number[] = [];
+    const out: number[] = [];
     for (let r = 0; r < o.runs; r++) {
+      if (shard && r % shard.worldSize !== shard.rank) {
+        out.push(0); // another rank's network: its accuracy arrives in the sum below
+        continue;
+      }
       // Each (model, run) has its own stream, so adding models or runs never changes earlier results.
       const gen = new E.Generator(o.seed * 1000 + m * 100 + r);
       const { testAccuracy } = trainAndTest(
@@ -66,12 +83,19 @@ export function evaluateSet(dataset: Dataset, train: TrainSet, o: EvaluationOpti
         gen,
         epochHook(o, model, r),
       );
-      accs.push(testAccuracy);
+      out.push(testAccuracy);
       o.onRun?.(model, r, testAccuracy);
     }
-    out[model] = summarize(accs);
+    return out;
   });
-  return out;
+  if (shard && o.runs > 0) {
+    const all = E.tensor(accs.flat(), { dtype: 'float64' });
+    shard.allReduce([all]);
+    const summed = all.toNumbers();
+    all.dispose();
+    accs.forEach((a, m) => a.forEach((_, r) => (a[r] = summed[m * o.runs + r])));
+  }
+  return Object.fromEntries(o.models.map((model, m) => [model, summarize(accs[m])]));
 }
 
 function allFinite(value: unknown): boolean {

@@ -30,5 +30,6 @@ export {
   summarize,
   type Score,
   type EvaluationOptions,
+  type EvaluationShard,
 } from './evaluate.js';
 export { gsamGradients, type GSAMSettings } from './gsam.js';

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
@@ -13,6 +14,9 @@ import { Distiller } from '../../src/distill/distiller.js';
 import { resolveConfig } from '../../src/distill/config.js';
 import { RunDir } from '../../src/distill/rundir.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
+
+// A failing test must not wait torch's 30 minutes: every launched rank inherits this timeout.
+process.env.DISTILLERY_DIST_TIMEOUT_MS = '60000';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -89,6 +93,12 @@ test('a rank that never joins a collective makes the others time out after the t
   assert.ok((r0.seconds as number) >= 1.5 && (r0.seconds as number) < 15, `after ${r0.seconds} s`);
 });
 
+test('ranks that disagree on the collective both fail after the timeout', async () => {
+  const { out } = await ranks('mismatch', 2, 2000);
+  assert.match(String(out[0]!.error), /allReduce failed on rank 0 of 2: .*timed out/i);
+  assert.match(String(out[1]!.error), /barrier failed on rank 1 of 2: .*timed out/i);
+});
+
 test('ProcessGroup: bad settings and a missing environment are clear errors', () => {
   assert.throws(
     () => E.ProcessGroup.create({ rank: 2, worldSize: 2, port: 1234 }),
@@ -134,7 +144,7 @@ test('distillery launch: torchrun variables per rank, prefixed output, the first
 });
 
 const data = writeSquaresFile({ classes: 3, perClass: 12 });
-const distillArgs = (method: string, out: string, iterations = 3) => [
+const distillArgs = (method: string, out: string, evalRuns = 0) => [
   'distill',
   '--dataset',
   data,
@@ -145,9 +155,11 @@ const distillArgs = (method: string, out: string, iterations = 3) => [
   '--model',
   'ConvNetW8',
   '--iterations',
-  String(iterations),
+  '3',
   '--eval-runs',
-  '0',
+  String(evalRuns),
+  '--eval-epochs',
+  '1',
   '--out',
   out,
   '--set',
@@ -156,16 +168,28 @@ const distillArgs = (method: string, out: string, iterations = 3) => [
   'methodConfig.realDtype=float32',
   '--set',
   'checkpointEvery=1',
+  '--set',
+  'baselines=false',
 ];
+
+/** The final evaluation rank 0 (or the single process) logged. */
+function finalScores(run: string): unknown {
+  const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  return (JSON.parse(lines[lines.length - 1]) as { eval?: unknown }).eval;
+}
 
 for (const method of ['dm', 'm3d'])
   test(`${method} on 2 ranks (each embeds its classes' real images) equals the single process`, async () => {
     const one = join(tempDir(`${method}-1`), 'run');
     const two = join(tempDir(`${method}-2`), 'run');
-    const single = spawnSync(process.execPath, [CLI, ...distillArgs(method, one)], { encoding: 'utf8' });
+    // DM is also evaluated: its 3 networks are shared among the ranks (2 on rank 0, 1 on rank 1).
+    const runs = method === 'dm' ? 3 : 0;
+    const single = spawnSync(process.execPath, [CLI, ...distillArgs(method, one, runs)], {
+      encoding: 'utf8',
+    });
     assert.equal(single.status, 0, single.stderr);
     const err: string[] = [];
-    const status = await launch(distillArgs(method, two), {
+    const status = await launch(distillArgs(method, two, runs), {
       nproc: 2,
       threads: 1,
       out: () => {},
@@ -176,6 +200,7 @@ for (const method of ['dm', 'm3d'])
     const b = E.loadSafetensors(join(two, 'artifact', 'synthetic.safetensors')).tensors.images;
     const diff = a.sub(b).abs().max().item();
     assert.ok(diff <= 1e-5 * Math.max(1, a.abs().max().item()), `images differ by ${diff}`);
+    if (runs) assert.deepEqual(finalScores(two), finalScores(one), 'the same networks, the same accuracies');
     // Rank 0 alone wrote the run: one run.json recording the world size.
     assert.equal((new RunDir(two).readRecord() as { worldSize?: number }).worldSize, 2);
     if (method === 'dm') {
@@ -190,6 +215,46 @@ for (const method of ['dm', 'm3d'])
       );
     }
   });
+
+test("experts on 2 ranks (expert i on rank i mod 2) equal one process's, file for file", async () => {
+  const one = join(tempDir('experts-1'), 'x');
+  const two = join(tempDir('experts-2'), 'x');
+  const args = (out: string) => [
+    'experts',
+    '--dataset',
+    data,
+    '--model',
+    'ConvNetW8',
+    '--experts',
+    '3',
+    '--epochs',
+    '1',
+    '--out',
+    out,
+  ];
+  // One thread in every process: the kernels' reduction order then matches bit for bit.
+  const single = spawnSync(process.execPath, [CLI, ...args(one)], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  assert.equal(single.status, 0, single.stderr);
+  const err: string[] = [];
+  assert.equal(
+    await launch(args(two), { nproc: 2, threads: 1, out: () => {}, err: (l) => err.push(l) }),
+    0,
+    err.join('\n'),
+  );
+  assert.equal(
+    readFileSync(join(two, 'manifest.json'), 'utf8'),
+    readFileSync(join(one, 'manifest.json'), 'utf8'),
+  );
+  for (const expert of ['expert-000', 'expert-001', 'expert-002'])
+    for (const epoch of ['epoch-000', 'epoch-001']) {
+      const f = (d: string) =>
+        E.loadSafetensors(join(d, expert, `${epoch}.safetensors`)).tensors.params.toNumbers();
+      assert.deepEqual(f(two), f(one), `${expert}/${epoch}`);
+    }
+});
 
 test('a method that does not run data-parallel is refused for several processes', async () => {
   const world = {

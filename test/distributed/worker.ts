@@ -36,6 +36,17 @@ function main(): void {
       out.name = (e as Error).name;
     }
     out.seconds = (performance.now() - t0) / 1000;
+  } else if (scenario === 'mismatch') {
+    // The ranks disagree on the collective (a bug in a caller): both must fail within the timeout.
+    const t0 = performance.now();
+    try {
+      if (g.rank === 0) g.allReduce([E.tensor([1])]);
+      else g.barrier();
+      out.error = null;
+    } catch (e) {
+      out.error = (e as Error).message;
+    }
+    out.seconds = (performance.now() - t0) / 1000;
   } else if (scenario === 'peer-silent') {
     // Rank 1 stays alive but never joins the collective: rank 0 must time out, not hang.
     if (g.rank === 1) {

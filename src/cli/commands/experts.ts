@@ -4,6 +4,7 @@ import { loadDataset } from '../../data/registry.js';
 import { ExpertError, trainExperts } from '../../distill/experts.js';
 import { createNetwork, ModelSpecError } from '../../models/index.js';
 import { createReporter, parsePrecision, UsageError } from '../output.js';
+import { ProcessGroup, worldFromEnv } from '../../engine/index.js';
 
 export interface ExpertsCommandOptions {
   dataset: string;
@@ -52,6 +53,9 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
     `Training ${o.experts} ${o.model} expert(s)${gsam ? ` with GSAM (rho ${gsam.rho}, alpha ${gsam.alpha})` : ''} for ${o.epochs} epochs on ${dataset.train.images.size(0)} ${dataset.name} images into ${dir}`,
   );
   let bar: ReturnType<typeof out.progress> | null = null;
+  // Under `distillery launch` (or torchrun): the experts are shared among the ranks.
+  const env = worldFromEnv();
+  const world = env && env.worldSize > 1 ? ProcessGroup.fromEnv() : undefined;
   try {
     trainExperts(
       dataset,
@@ -78,12 +82,14 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
           out.event('epoch', { expert, epoch, loss });
         },
       },
+      world,
     );
   } catch (e) {
     if (e instanceof ExpertError) throw new UsageError(e.message);
     throw e;
   } finally {
     (bar as ReturnType<typeof out.progress> | null)?.stop();
+    world?.close();
   }
   out.result(`Wrote ${o.experts} expert trajectories to ${dir}`, {
     experts: dir,
