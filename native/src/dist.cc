@@ -10,6 +10,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cstdlib>
 
 namespace distillery {
 
@@ -84,8 +85,16 @@ DFN(distInit) {
     auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, base);
     auto options = c10d::ProcessGroupGloo::Options::create();
     options->timeout = timeout;
-    const std::string host = kind == "tcp" ? address : "127.0.0.1";
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+    // Gloo's own address: the interface GLOO_SOCKET_IFNAME names (as torch.distributed reads it); for a
+    // rendezvous on loopback, loopback; otherwise this machine's hostname (rank 0's address is not ours).
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    const bool loopback = kind == "file" || address.rfind("127.", 0) == 0 || address == "localhost";
+    if (ifname && *ifname)
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    else if (loopback)
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
     auto* g = new Group{store, pg, timeout, rank, size};
     auto ext = Napi::External<Group>::New(info.Env(), g, [](Napi::Env, Group* p) { delete p; });

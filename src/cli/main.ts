@@ -11,6 +11,7 @@ import { renderReport } from '../report/html.js';
 import { renderStudyReport } from '../report/study.js';
 import { studyCommand } from './commands/study.js';
 import { launch } from './commands/launch.js';
+import { continualCommand } from './commands/continual.js';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
@@ -163,6 +164,23 @@ program
       process.exitCode = await launch(command, o);
     },
   );
+
+program
+  .command('continual')
+  .description(
+    'class-incremental learning (GDumb-style, as the DC/DSA/DM papers): random, herding or distilled memory per stage',
+  )
+  .option('--dataset <name>', 'dataset', 'mnist')
+  .option('--stages <n>', 'stages the classes arrive in', positiveInt, 5)
+  .option('--ipc <n>', 'memory images per class', positiveInt, 10)
+  .option('--memories <list>', 'random, herding and/or method names, comma-separated', 'random,herding,dm')
+  .option('--runs <n>', 'runs (class orders) to average', positiveInt, 3)
+  .option('--epochs <n>', 'epochs of each network trained on the memory', positiveInt, 300)
+  .option('--iterations <n>', "distillation iterations (default: the method's quick preset)", positiveInt)
+  .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+  .option('--quick', 'one run, at most 50 epochs and 50 distillation iterations (minutes)')
+  .option('--out <dir>', 'output directory', 'runs/continual')
+  .action(async (o) => continualCommand(o));
 
 program
   .command('demo')

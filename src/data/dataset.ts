@@ -114,3 +114,38 @@ export class Dataset {
     for (const t of [this.train.images, this.train.labels, this.test.images, this.test.labels]) t.dispose();
   }
 }
+
+/**
+ * The dataset restricted to `classes` (relabelled 0..k-1 in the given order), train and test alike:
+ * what a continual learner sees at one stage. The images are copies (the original stays usable).
+ *
+ * @example const stage = classSubset(mnist, [3, 7]); // stage.classes: ['3', '7'], labels 0 and 1
+ */
+export function classSubset(dataset: Dataset, classes: readonly number[]): Dataset {
+  if (classes.length === 0) throw new DataError('classSubset needs at least one class');
+  for (const c of classes)
+    if (!Number.isInteger(c) || c < 0 || c >= dataset.numClasses)
+      throw new DataError(`class ${c} is not a class of ${dataset.name} (0..${dataset.numClasses - 1})`);
+  if (new Set(classes).size !== classes.length)
+    throw new DataError(`classSubset: repeated classes in [${classes.join(', ')}]`);
+  const pick = (split: Split) =>
+    E.tidy(() => {
+      const labels = split.labels.toNumbers();
+      const newLabel = new Map(classes.map((c, i) => [c, i]));
+      const keep = labels.flatMap((y, i) => (newLabel.has(y) ? [i] : []));
+      const index = E.tensor(Int32Array.from(keep)).long();
+      return {
+        images: split.images.indexSelect(0, index),
+        labels: E.tensor(Int32Array.from(keep.map((i) => newLabel.get(labels[i])!))).long(),
+      };
+    });
+  // The name stays (what is keyed on it, e.g. the DSA strategy without flips for digits, still holds);
+  // the checksum and source say which classes, so caches and run records tell the subsets apart.
+  const info: DatasetInfo = {
+    ...dataset.info,
+    classes: classes.map((c) => dataset.classes[c]),
+    source: `${dataset.info.source} (classes ${classes.join(', ')})`,
+    checksum: `${dataset.info.checksum}:classes=${classes.join(',')}`,
+  };
+  return new Dataset(info, pick(dataset.train), pick(dataset.test), dataset.preprocessing);
+}

@@ -158,8 +158,10 @@ export class Distiller {
    * directory must be on a file system every rank sees, as for torchrun).
    */
   private async follow(o: RunOptions, world: Collective): Promise<DistillResult> {
-    // Rank 0 checks and prepares the directory first (removes temp files, truncates metrics).
-    world.barrier();
+    // No barrier with rank 0 here or at the end: rank 0's setup (a selection network for some inits) and
+    // its finish (baselines, the artifact) can take longer than any collective timeout. Reading rank 0's
+    // checkpoint is safe without one: it is replaced by an atomic rename, and only after iterations that
+    // need this rank.
     const cfg = this.config;
     const dataset = o.dataset ?? loadDataset(cfg.dataset, { dataDir: cfg.dataDir, zca: cfg.zca });
     const checkpoint = o.resume ? this.runDir.loadCheckpoint() : null;
@@ -183,7 +185,6 @@ export class Distiller {
         },
       );
       if (!stopped && cfg.evalRuns > 0) this.evaluateWithRaw(session, protocol, cfg.iterations);
-      if (!stopped) world.barrier(); // rank 0 has written the artifact
       return {
         runDir: this.runDir.path,
         artifact: stopped ? '' : this.runDir.artifact,
@@ -213,8 +214,6 @@ export class Distiller {
     this.checkWorldSize(o);
     const { session, start } = this.setup(o);
     if (o.world) session.ctx.world = o.world;
-    // Followers wait here until the directory is ready for them (see follow()).
-    if (o.world && o.world.worldSize > 1) o.world.barrier();
     try {
       const protocol = this.protocol(session);
       const t0 = performance.now();
@@ -234,7 +233,6 @@ export class Distiller {
       }
       const t1 = performance.now();
       const result = this.finish(session, protocol);
-      if (o.world && o.world.worldSize > 1) o.world.barrier(); // the followers wait for the artifact
       return { ...result, seconds: { distill, evaluation: (performance.now() - t1) / 1000 } };
     } finally {
       closeSession(session);

@@ -128,12 +128,11 @@ export function trainExperts(
   world?: Collective,
 ): void {
   // Data parallel: rank 0 checks and writes the manifest, then expert i trains on rank i mod size
-  // (each expert has its own stream, so the files equal one process's); all wait for the last.
+  // (each expert has its own stream, so the files equal one process's).
   const shard = world && world.worldSize > 1 ? world : null;
   if (shard && shard.rank > 0) {
-    shard.barrier();
+    shard.barrier(); // the manifest is written (a quick step: no risk of the timeout)
     trainShard(dataset, dir, o, hooks, shard);
-    shard.barrier();
     return;
   }
   if (o.gsam && !(o.gsam.rho > 0 && o.gsam.alpha >= 0))
@@ -161,8 +160,9 @@ export function trainExperts(
   makeDirectory(dir);
   writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   shard?.barrier();
+  // No barrier at the end: ranks with more experts would keep the others waiting past any timeout;
+  // the launcher waits for every rank.
   trainShard(dataset, dir, o, hooks, shard);
-  shard?.barrier();
 }
 
 /** Trains this rank's experts (all of them in one process). */

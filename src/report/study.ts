@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunDir } from '../distill/rundir.js';
 import type { CellResult } from '../study/runner.js';
-import { cellRunDir, readResults } from '../study/runner.js';
+import { cellRunDir, currentResults, readResults } from '../study/runner.js';
 import { parseStudy } from '../study/spec.js';
 import { summarizeStudy, type StudySummary } from '../study/summary.js';
 import { chartLibrary, esc, scriptJson } from './charts.js';
@@ -164,7 +164,7 @@ const PAGE_SCRIPT = `
     (series[k] = series[k] || []).push(r);
   });
   var ipcs = s.rows.filter(function (r) { return r.ipc > 0; }).map(function (r) { return r.ipc; });
-  var lo = Math.min.apply(null, ipcs), hi = Math.max.apply(null, ipcs);
+  var lo = ipcs.length ? Math.min.apply(null, ipcs) : 1, hi = ipcs.length ? Math.max.apply(null, ipcs) : 1;
   var i = 0, byIpc = [];
   Object.keys(series).forEach(function (k) {
     var colour = palette[i++ % palette.length];
@@ -210,7 +210,7 @@ const PAGE_SCRIPT = `
         ]
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false,
-        plugins: { title: { display: true, text: "DD-Ranking's scores (0.5 = no better than random)" }, legend: { position: 'bottom' } },
+        plugins: { title: { display: true, text: "DD-Ranking's scores (0.27 = no better than random)" }, legend: { position: 'bottom' } },
         scales: { x: { title: { display: true, text: 'set' } }, y: { min: 0, max: 1, title: { display: true, text: 'score in [0, 1]' } } } }
     });
     record('scores', c);
@@ -264,7 +264,7 @@ export function renderStudyReport(dir: string): string {
   if (!existsSync(studyFile))
     throw new Error(`${dir} is not a study directory (no study.json); run \`distillery study\` first`);
   const spec = parseStudy(JSON.parse(readFileSync(studyFile, 'utf8')), studyFile);
-  const results = readResults(dir);
+  const results = currentResults(spec, readResults(dir));
   const summary = summarizeStudy(spec, results);
   const panels = runPanels(dir, results);
   const hasScores = summary.rows.some((r) => r.scores);

@@ -29,6 +29,7 @@ import {
 } from '../eval/index.js';
 import type { StorageInfo } from '../param/budget.js';
 import { cacheName } from '../util/cache.js';
+import { defaultStrategy } from '../augment/index.js';
 import { honestScores, type HonestScores } from './scores.js';
 import { methodLabel, type StudyBaseline, type StudyMethod, type StudySpec } from './spec.js';
 import { writeSummaries } from './summary.js';
@@ -172,10 +173,14 @@ function baselineCell(
   return { key: '', hash: '', ...base, accuracy, protocol, labels: 'hard' };
 }
 
+/** Loads a dataset once per (name, preprocessing): ZCA presets (MTT, TESLA, DATM) get whitened data. */
+export type DatasetLoader = (name: string, o?: { zca?: number | null; dataDir?: string }) => Dataset;
+
 async function methodCell(
   spec: StudySpec,
   dir: string,
-  dataset: Dataset,
+  load: DatasetLoader,
+  name: string,
   ipc: number,
   entry: StudyMethod,
   seed: number,
@@ -187,11 +192,13 @@ async function methodCell(
   const overrides = { ...entry.set, seed, evalRuns: 0, evalEvery: 0 };
   const { config } = layeredConfig({
     method: entry.method,
-    dataset: dataset.name,
+    dataset: name,
     ipc,
     preset: entry.preset,
     overrides,
   });
+  // The data the method's config asks for (ZCA, a local copy); evaluation and scores use the same.
+  const dataset = load(name, { zca: config.zca, dataDir: config.dataDir });
   const seconds: number[] = [];
   E.resetPeakMemory();
   const before = E.allocatorStats().inUseBytes;
@@ -244,9 +251,11 @@ async function methodCell(
     labels: sets.soft ? 'soft' : 'hard',
     learnedLr: art.lr,
     iterations: r.iteration,
+    // A resumed cell measured only its last part: its total is not recorded, its per-iteration time and
+    // peak only when iterations ran in this process.
     secondsPerIteration: median(seconds.slice(1)) ?? median(seconds),
-    distillSeconds: r.seconds?.distill,
-    peakMiB,
+    distillSeconds: resume ? undefined : r.seconds?.distill,
+    peakMiB: seconds.length > 0 ? peakMiB : undefined,
     storage: art.meta.storage,
   };
   if (spec.scores) Object.assign(cell, scoreEvaluations(spec, dataset, ipc, sets, plain, evalSeed, accuracy));
@@ -268,12 +277,18 @@ function scoreEvaluations(
     evaluateSet(dataset, set, evalOptions(spec, p, seed, model))[model[0]];
   // Hard labels under the protocol's own lr: a learned lr belongs to the learned labels.
   const hardLabel = sets.soft || sets.own.lr ? one({ ...sets.hard }, protocol) : accuracy[model[0]];
-  const noAug = protocol.augment === 'none' ? accuracy[model[0]] : one(sets.own, withoutAugment(protocol));
-  const random = randomSubsetBaseline(dataset, ipc, evalOptions(spec, protocol, 0, model))[model[0]];
-  const randomNoAug =
-    protocol.augment === 'none'
-      ? random
-      : randomSubsetBaseline(dataset, ipc, evalOptions(spec, withoutAugment(protocol), 0, model))[model[0]];
+  // ARS compares with and without augmentation: a protocol without any gets the dataset's DSA for its
+  // augmented side, one with some gets 'none' for the other side.
+  const augmented = protocol.augment !== 'none';
+  const withAug: Protocol = augmented ? protocol : { ...protocol, augment: defaultStrategy(dataset.name) };
+  const noAugProtocol = withoutAugment(protocol);
+  const randomUnder = (p: Protocol) =>
+    randomSubsetBaseline(dataset, ipc, evalOptions(spec, p, 0, model))[model[0]];
+  const synAug = augmented ? accuracy[model[0]] : one(sets.own, withAug);
+  const noAug = augmented ? one(sets.own, noAugProtocol) : accuracy[model[0]];
+  const random = randomUnder(protocol);
+  const randomAug = augmented ? random : randomUnder(withAug);
+  const randomNoAug = augmented ? randomUnder(noAugProtocol) : random;
   const full = fullDataBaseline(dataset, {
     ...evalOptions(spec, baseProtocol(spec, dataset), 0, model),
     runs: 1,
@@ -282,8 +297,10 @@ function scoreEvaluations(
   const scores = honestScores({
     synthetic: accuracy[model[0]].mean,
     syntheticHard: hardLabel.mean,
+    syntheticAug: synAug.mean,
     syntheticNoAug: noAug.mean,
     random: random.mean,
+    randomAug: randomAug.mean,
     randomNoAug: randomNoAug.mean,
     full: full.mean,
   });
@@ -319,7 +336,7 @@ export interface PlannedCell {
 export function planCells(
   spec: StudySpec,
   dir: string,
-  dataset: (name: string) => Dataset,
+  dataset: DatasetLoader,
   log: (line: string) => void,
 ): PlannedCell[] {
   const cells: PlannedCell[] = [];
@@ -342,12 +359,24 @@ export function planCells(
           cells.push({
             key,
             hash,
-            run: () => methodCell(spec, dir, dataset(name), ipc, entry, seed, key, hash, log),
+            run: () => methodCell(spec, dir, dataset, name, ipc, entry, seed, key, hash, log),
           });
         }
     }
   }
   return cells;
+}
+
+/**
+ * The results that belong to the study as it stands: cells still in its grid, with the settings they
+ * have now (a removed seed or an edited method's older cells stay in results.jsonl but count nowhere).
+ */
+export function currentResults(spec: StudySpec, results: CellResult[]): CellResult[] {
+  const unused: DatasetLoader = () => {
+    throw new Error('planning only');
+  };
+  const planned = new Set(planCells(spec, '', unused, () => {}).map((c) => `${c.key}|${c.hash}`));
+  return results.filter((r) => planned.has(`${r.key}|${r.hash}`));
 }
 
 /**
@@ -364,9 +393,10 @@ export async function runStudy(spec: StudySpec, dir: string, hooks: StudyHooks =
     writeFileAtomic(join(dir, 'study.json'), JSON.stringify(spec, null, 2) + '\n');
     let results = readResults(dir);
     const datasets = new Map<string, Dataset>();
-    const dataset = (name: string) => {
-      if (!datasets.has(name)) datasets.set(name, loadDataset(name));
-      return datasets.get(name)!;
+    const dataset: DatasetLoader = (name, o = {}) => {
+      const id = JSON.stringify([name, o.zca ?? null, o.dataDir ?? null]);
+      if (!datasets.has(id)) datasets.set(id, loadDataset(name, { zca: o.zca ?? null, dataDir: o.dataDir }));
+      return datasets.get(id)!;
     };
     const cells = planCells(spec, dir, dataset, log);
     let n = 0;
@@ -380,10 +410,11 @@ export async function runStudy(spec: StudySpec, dir: string, hooks: StudyHooks =
       const r = { ...(await cell.run()), key: cell.key, hash: cell.hash };
       results = saveResult(dir, results, r);
       log(`[${n}/${cells.length}] ${cell.key}: ${describe(r, spec)}`);
-      writeSummaries(dir, spec, results);
+      writeSummaries(dir, spec, currentResults(spec, results));
     }
-    writeSummaries(dir, spec, results);
-    return results.filter((r) => cells.some((c) => c.key === r.key));
+    const current = currentResults(spec, results);
+    writeSummaries(dir, spec, current);
+    return current;
   } finally {
     lock.unlock();
   }

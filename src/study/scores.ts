@@ -16,10 +16,14 @@ export interface ScoreInputs {
   synthetic: number;
   /** Synthetic set with hard labels (the argmax of soft ones), the protocol's lr. */
   syntheticHard: number;
+  /** Synthetic set under its protocol with augmentation (the dataset's DSA when the protocol has none); default: synthetic. */
+  syntheticAug?: number;
   /** Synthetic set under its protocol without augmentation. */
   syntheticNoAug: number;
   /** Random real subsets of the same size (hard labels), with and without augmentation. */
   random: number;
+  /** Random subsets with augmentation (default: random). */
+  randomAug?: number;
   randomNoAug: number;
   /** The full training set, hard labels. */
   full: number;
@@ -48,7 +52,7 @@ function checkFraction(name: string, v: number): void {
  * @example honestScores({ synthetic: 0.9, syntheticHard: 0.9, syntheticNoAug: 0.85, random: 0.6, randomNoAug: 0.55, full: 0.99 })
  */
 export function honestScores(a: ScoreInputs, o: { w?: number; g?: number } = {}): HonestScores {
-  for (const [k, v] of Object.entries(a)) checkFraction(k, v);
+  for (const [k, v] of Object.entries(a)) if (v !== undefined) checkFraction(k, v);
   const w = o.w ?? 0.5;
   const g = o.g ?? 0.5;
   const hlr = a.full - a.syntheticHard;
@@ -57,6 +61,9 @@ export function honestScores(a: ScoreInputs, o: { w?: number; g?: number } = {})
     hlr,
     ior,
     lrs: normalizeScore(w * ior - (1 - w) * hlr),
-    ars: normalizeScore(g * (a.synthetic - a.random) + (1 - g) * (a.syntheticNoAug - a.randomNoAug)),
+    ars: normalizeScore(
+      g * ((a.syntheticAug ?? a.synthetic) - (a.randomAug ?? a.random)) +
+        (1 - g) * (a.syntheticNoAug - a.randomNoAug),
+    ),
   };
 }

@@ -141,6 +141,8 @@ test('distillery launch: torchrun variables per rank, prefixed output, the first
     },
   );
   assert.equal(cli.status, 5, cli.stderr);
+  // A command that does not join the group is refused rather than run N times.
+  await assert.rejects(() => launch(['study', 'quick'], { nproc: 2 }), /'study' does not run data-parallel/);
 });
 
 const data = writeSquaresFile({ classes: 3, perClass: 12 });

@@ -52,6 +52,18 @@ test("DD-Ranking's scores: fractions, the normalisation's end points, and percen
   assert.ok(Math.abs(s.lrs - normalizeScore(0.5 * 0.3 - 0.5 * 0.19)) < 1e-12);
   assert.ok(Math.abs(s.ars - normalizeScore(0.5 * 0.3 + 0.5 * 0.35)) < 1e-12);
   for (const v of Object.values(s).slice(2)) assert.ok(v >= 0 && v <= 1);
+  // A protocol without augmentation: ARS's augmented side is measured apart (syntheticAug, randomAug).
+  const apart = honestScores({
+    synthetic: 0.9,
+    syntheticHard: 0.8,
+    syntheticAug: 0.95,
+    syntheticNoAug: 0.9,
+    random: 0.5,
+    randomAug: 0.6,
+    randomNoAug: 0.5,
+    full: 0.99,
+  });
+  assert.ok(Math.abs(apart.ars - normalizeScore(0.5 * 0.35 + 0.5 * 0.4)) < 1e-12);
   assert.throws(
     () =>
       honestScores({
@@ -143,6 +155,16 @@ test('study: a tiny grid runs every cell, records results and a summary, and res
       .map((r) => r.iterations),
     [3, 3],
   );
+  // A study without m3d: its cells stay in results.jsonl but leave the summary.
+  const withoutM3d = { ...tinyStudy(3), methods: tinyStudy(3).methods.filter((m) => m.method !== 'm3d') };
+  await runStudy(withoutM3d, studyDir);
+  const rows = (
+    JSON.parse(readFileSync(join(studyDir, 'summary.json'), 'utf8')) as { rows: { label: string }[] }
+  ).rows;
+  assert.equal(rows.length, 11);
+  assert.ok(!rows.some((r) => r.label === 'm3d'));
+  assert.equal(readResults(studyDir).filter((r) => r.label === 'm3d').length, 2, 'kept in results.jsonl');
+  await runStudy(tinyStudy(3), studyDir); // back, for the report test: nothing recomputed
 });
 
 test('study report: loads in headless chromium without errors; charts, heatmap and sorting work', async () => {

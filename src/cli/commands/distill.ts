@@ -297,7 +297,8 @@ export async function distillCommand(o: DistillCommandOptions): Promise<void> {
       return;
     }
     if (r.interrupted) {
-      const resume = `distillery distill --resume ${r.runDir}`;
+      const launcher = world ? `distillery launch --nproc ${world.worldSize} -- ` : 'distillery ';
+      const resume = `${launcher}distill --resume ${r.runDir}`;
       out.result(`Interrupted: checkpoint saved in ${r.runDir}. Continue with: ${resume}`, {
         interrupted: true,
         runDir: r.runDir,

@@ -6,7 +6,7 @@
 // processes only read those variables.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../output.js';
 
@@ -21,7 +21,21 @@ export interface LaunchOptions {
   err?: (line: string) => void;
 }
 
-const SUBCOMMANDS = new Set(['distill', 'experts', 'eval', 'study', 'coreset']);
+/** The distillery subcommands that join the process group; the others would run N full copies. */
+const DATA_PARALLEL = new Set(['distill', 'experts']);
+const SINGLE_PROCESS = new Set([
+  'eval',
+  'study',
+  'coreset',
+  'continual',
+  'report',
+  'show',
+  'export',
+  'methods',
+  'datasets',
+  'demo',
+  'launch',
+]);
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 /** A free TCP port on the loopback interface (asked of the kernel, then released). */
@@ -41,7 +55,11 @@ export function freePort(): Promise<number> {
 function commandLine(command: string[]): [string, string[]] {
   if (command.length === 0)
     throw new UsageError('launch needs a command after --, e.g. -- distill --method dm');
-  if (SUBCOMMANDS.has(command[0])) return [process.execPath, [MAIN, ...command]];
+  if (DATA_PARALLEL.has(command[0])) return [process.execPath, [MAIN, ...command]];
+  if (SINGLE_PROCESS.has(command[0]))
+    throw new UsageError(
+      `'${command[0]}' does not run data-parallel (only ${[...DATA_PARALLEL].join(' and ')} do; distill's evaluation is shared among the ranks): run it without launch`,
+    );
   return [command[0], command.slice(1)];
 }
 
@@ -77,6 +95,9 @@ export async function launch(command: string[], o: LaunchOptions): Promise<numbe
   let failure: number | null = null;
   const exits = Array.from({ length: o.nproc }, (_, rank) => {
     const child = spawn(file, args, {
+      // Its own process group: a Ctrl-C at the terminal reaches the launcher only, which forwards one
+      // SIGINT (a rank's second SIGINT means "quit now, no checkpoint").
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
@@ -115,23 +136,29 @@ export async function launch(command: string[], o: LaunchOptions): Promise<numbe
     for (const c of children)
       if (c !== except && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   };
-  const onSigint = () => children.forEach((c) => c.kill('SIGINT'));
-  process.on('SIGINT', onSigint);
+  // Forward what the launcher is asked to do: the ranks are in their own process groups, so nothing else
+  // would reach them (and they must not outlive a terminated launcher).
+  const forwardSignal = (signal: NodeJS.Signals) => () =>
+    children.forEach((c) => {
+      if (c.exitCode === null && c.signalCode === null) c.kill(signal);
+    });
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ['SIGINT', forwardSignal('SIGINT')],
+    ['SIGTERM', forwardSignal('SIGTERM')],
+    ['SIGHUP', forwardSignal('SIGTERM')],
+  ];
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const onExit = forwardSignal('SIGKILL');
+  process.on('exit', onExit);
   try {
     await Promise.all(exits);
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const [sig, h] of handlers) process.off(sig, h);
+    process.off('exit', onExit);
   }
   return failure ?? 0;
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
-  const numbers: Partial<Record<NodeJS.Signals, number>> = {
-    SIGINT: 2,
-    SIGKILL: 9,
-    SIGTERM: 15,
-    SIGSEGV: 11,
-    SIGABRT: 6,
-  };
-  return numbers[signal] ?? 1;
+  return osConstants.signals[signal] ?? 1;
 }

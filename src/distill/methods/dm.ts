@@ -186,12 +186,22 @@ export function embeddingMatchingStep(
         update(grads, scalar);
         return { loss: scalar };
       }
-      // Sum over ranks: absent gradients as zeros so that every rank reduces the same tensors.
+      // Sum over ranks: absent gradients as zeros so that every rank reduces the same tensors, with a
+      // flag per tensor so that one no rank differentiated stays absent (the optimizer skips it, as in
+      // one process, instead of decaying it towards zero).
       const dense = grads.map((g, i) => (g ?? E.zerosLike(synthetic.learnable[i])).contiguous());
+      const present = E.tensor(
+        grads.map((g) => (g ? 1 : 0)),
+        { dtype: 'float64' },
+      );
       const total = value ? value.detach().reshape([1]).double() : E.zeros([1], { dtype: 'float64' });
-      group.allReduce([...dense, total]);
+      group.allReduce([...dense, present, total]);
+      const flags = present.toNumbers();
       const scalar = total.item();
-      update(dense, scalar);
+      update(
+        dense.map((g, i) => (flags[i] > 0 ? g : null)),
+        scalar,
+      );
       return { loss: scalar };
     });
   } finally {
