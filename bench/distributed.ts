@@ -63,25 +63,35 @@ function result(stdout: string): Record<string, unknown> {
   return JSON.parse(line) as Record<string, unknown>;
 }
 
+let runs = 0;
+/** A fresh output directory under the bench's temp folder (numbered: nothing random). */
+const outDir = (what: string) => join(work, `${what}-${runs++}`);
+
+/** `distill` of DM at the bench's IPC for `its` iterations, evaluated with `evalRuns` networks. */
+function distillArgs(out: string, its: number, evalRuns: number, evalEpochs = 300): string[] {
+  return [
+    'distill',
+    '--method',
+    'dm',
+    '--ipc',
+    String(ipc),
+    '--iterations',
+    String(its),
+    '--eval-runs',
+    String(evalRuns),
+    '--eval-epochs',
+    String(evalEpochs),
+    '--set',
+    'baselines=false',
+    '--out',
+    out,
+    '--json',
+  ];
+}
+
 function dmSeconds(ranks: 1 | 2): number {
-  const out = join(work, `dm-${ranks}-${Math.random().toString(36).slice(2)}`);
-  run(
-    [
-      'distill',
-      '--method',
-      'dm',
-      '--ipc',
-      String(ipc),
-      '--iterations',
-      String(iterations),
-      '--eval-runs',
-      '0',
-      '--out',
-      out,
-      '--json',
-    ],
-    ranks,
-  );
+  const out = outDir(`dm-${ranks}`);
+  run(distillArgs(out, iterations, 0), ranks);
   const seconds = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -94,7 +104,7 @@ function dmSeconds(ranks: 1 | 2): number {
 }
 
 function expertSeconds(ranks: 1 | 2, data: string): number {
-  const out = join(work, `experts-${ranks}-${Math.random().toString(36).slice(2)}`);
+  const out = outDir(`experts-${ranks}`);
   const t0 = performance.now();
   run(['experts', '--dataset', data, '--experts', '2', '--epochs', '2', '--out', out, '--json'], ranks);
   rmSync(out, { recursive: true, force: true });
@@ -102,30 +112,8 @@ function expertSeconds(ranks: 1 | 2, data: string): number {
 }
 
 function evaluationSeconds(ranks: 1 | 2): number {
-  const out = join(work, `eval-${ranks}-${Math.random().toString(36).slice(2)}`);
-  const r = result(
-    run(
-      [
-        'distill',
-        '--method',
-        'dm',
-        '--ipc',
-        String(ipc),
-        '--iterations',
-        '1',
-        '--eval-runs',
-        '4',
-        '--eval-epochs',
-        '100',
-        '--set',
-        'baselines=false',
-        '--out',
-        out,
-        '--json',
-      ],
-      ranks,
-    ),
-  );
+  const out = outDir(`eval-${ranks}`);
+  const r = result(run(distillArgs(out, 1, 4, 100), ranks));
   rmSync(out, { recursive: true, force: true });
   return (r.seconds as { evaluation: number }).evaluation;
 }
