@@ -282,15 +282,16 @@ function scoreEvaluations(
   const augmented = protocol.augment !== 'none';
   const withAug: Protocol = augmented ? protocol : { ...protocol, augment: defaultStrategy(dataset.name) };
   const noAugProtocol = withoutAugment(protocol);
-  const randomUnder = (p: Protocol) =>
-    randomSubsetBaseline(dataset, ipc, evalOptions(spec, p, 0, model))[model[0]];
+  // The baselines over every evaluation model (though only the main one is read): the same cache
+  // entries as the study's random and full-data cells, so nothing is trained twice.
+  const randomUnder = (p: Protocol) => randomSubsetBaseline(dataset, ipc, evalOptions(spec, p, 0))[model[0]];
   const synAug = augmented ? accuracy[model[0]] : one(sets.own, withAug);
   const noAug = augmented ? one(sets.own, noAugProtocol) : accuracy[model[0]];
   const random = randomUnder(protocol);
   const randomAug = augmented ? random : randomUnder(withAug);
   const randomNoAug = augmented ? randomUnder(noAugProtocol) : random;
   const full = fullDataBaseline(dataset, {
-    ...evalOptions(spec, baseProtocol(spec, dataset), 0, model),
+    ...evalOptions(spec, baseProtocol(spec, dataset), 0),
     runs: 1,
     fullEpochs: spec.evaluation.fullEpochs,
   })[model[0]];
