@@ -172,6 +172,8 @@ const distillArgs = (method: string, out: string, evalRuns = 0) => [
   'checkpointEvery=1',
   '--set',
   'baselines=false',
+  // DC: 2 outer steps with one inner epoch of network training on the set between them.
+  ...(method === 'dc' ? ['--set', 'methodConfig.outerLoop=2', '--set', 'methodConfig.innerLoop=1'] : []),
 ];
 
 /** The final evaluation rank 0 (or the single process) logged. */
@@ -180,14 +182,16 @@ function finalScores(run: string): unknown {
   return (JSON.parse(lines[lines.length - 1]) as { eval?: unknown }).eval;
 }
 
-for (const method of ['dm', 'm3d'])
-  test(`${method} on 2 ranks (each embeds its classes' real images) equals the single process`, async () => {
+for (const method of ['dm', 'm3d', 'dc'])
+  test(`${method} on 2 ranks (each matches its classes' real images) equals the single process`, async () => {
     const one = join(tempDir(`${method}-1`), 'run');
     const two = join(tempDir(`${method}-2`), 'run');
     // DM is also evaluated: its 3 networks are shared among the ranks (2 on rank 0, 1 on rank 1).
     const runs = method === 'dm' ? 3 : 0;
+    // One thread in every process: the kernels' reduction order then matches too.
     const single = spawnSync(process.execPath, [CLI, ...distillArgs(method, one, runs)], {
       encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
     });
     assert.equal(single.status, 0, single.stderr);
     const err: string[] = [];
@@ -203,6 +207,18 @@ for (const method of ['dm', 'm3d'])
     const diff = a.sub(b).abs().max().item();
     assert.ok(diff <= 1e-5 * Math.max(1, a.abs().max().item()), `images differ by ${diff}`);
     if (runs) assert.deepEqual(finalScores(two), finalScores(one), 'the same networks, the same accuracies');
+    // The matching did something, and both runs saw the same losses (summed over the ranks).
+    const losses = (run: string) =>
+      readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { loss?: number }).loss)
+        .filter((x): x is number => typeof x === 'number');
+    const [l1, l2] = [losses(one), losses(two)];
+    assert.equal(l2.length, 3);
+    l1.forEach((x, i) =>
+      assert.ok(x > 0 && Math.abs(x - l2[i]) <= 1e-5 * x, `iteration ${i + 1}: ${x} vs ${l2[i]}`),
+    );
     // Rank 0 alone wrote the run: one run.json recording the world size.
     assert.equal((new RunDir(two).readRecord() as { worldSize?: number }).worldSize, 2);
     if (method === 'dm') {
@@ -267,7 +283,7 @@ test('a method that does not run data-parallel is refused for several processes'
   };
   const config = resolveConfig({
     dataset: data,
-    method: 'dc',
+    method: 'kip',
     ipc: 1,
     model: 'ConvNetW8',
     iterations: 1,
@@ -275,6 +291,6 @@ test('a method that does not run data-parallel is refused for several processes'
   });
   await assert.rejects(
     () => new Distiller(config, new RunDir(join(tempDir('dc-dp'), 'run'))).run({ resume: false, world }),
-    /dc does not run data-parallel \(methods that do: dm, m3d\); run it as one process/,
+    /kip does not run data-parallel \(methods that do: dc, dsa, dm, m3d\); run it as one process/,
   );
 });

@@ -19,6 +19,7 @@ import { createNetwork, gradientLeaves, type Network, type NetState } from '../.
 import { DISTANCES, gradientDistance, type Distance } from '../matching.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
+import { myClasses, reduceGradients, sharedWorld } from '../dataparallel.js';
 import { precisionOption } from '../precision.js';
 
 function makeSchema(dsaDefault: boolean) {
@@ -187,7 +188,16 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
     let total = 0;
     const imageGrads: E.Tensor[] = [];
     const labelGrads: E.Tensor[] = [];
+    // Data parallel: this rank matches its classes (every rank drew the same indices and augmentation);
+    // the other classes' rows get zeros here and their gradients from the other ranks in the sum.
+    const group = sharedWorld(ctx.world);
+    const mine = new Set(myClasses(k, group));
     for (let c = 0; c < k; c++) {
+      if (!mine.has(c)) {
+        imageGrads.push(E.zerosLike(synthetic.classRows(decoded.images, c)));
+        if (learnLabels) labelGrads.push(E.zerosLike(synthetic.classRows(decoded.labels, c)));
+        continue;
+      }
       const { value, grads } = E.tidy(() => {
         const synImages = synthetic.classRows(decoded.images, c);
         const synLabels = synthetic.classRows(decoded.labels, c);
@@ -214,8 +224,14 @@ function matchAndUpdate({ ctx, config, net, state, dsa, batchReal, batchNorm }: 
       if (learnLabels) labelGrads.push(grads[1]);
     }
     const labelGrad = learnLabels ? E.cat(labelGrads, 0) : null;
-    ctx.update(synthetic.pullBack(decoded, E.cat(imageGrads, 0), labelGrad), total);
-    return total;
+    const grads = synthetic.pullBack(decoded, E.cat(imageGrads, 0), labelGrad);
+    if (!group) {
+      ctx.update(grads, total);
+      return total;
+    }
+    const shared = reduceGradients(group, grads, synthetic.learnable, total);
+    ctx.update(shared.grads, shared.loss);
+    return shared.loss;
   });
 }
 
@@ -231,6 +247,7 @@ function gradientMatching(o: {
     subFamily: 'single step: gradient matching',
     summary: o.summary,
     needs: 'a dataset; second-order gradients (double backprop through the network)',
+    dataParallel: true,
     // The synthetic side's cross-entropy takes soft labels, differentiably.
     labelGradients: true,
     schema: makeSchema(o.dsa) as z.ZodType<GradientMatchingConfig>,

@@ -15,6 +15,7 @@ import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
+import { myClasses, reduceGradients, sharedWorld } from '../dataparallel.js';
 import { precisionOption, type RealDtype } from '../precision.js';
 
 /** DM's settings; M3D extends them (same sampling, another discrepancy). */
@@ -134,7 +135,7 @@ export function embeddingMatchingStep(
 ): StepResult {
   const k = dataset.numClasses;
   const net = createNetwork(model, dataset.imageShape, k);
-  const group = world && world.worldSize > 1 ? world : null;
+  const group = sharedWorld(world);
   if (group && net.hasBatchNorm)
     throw new Error(
       `${model} has batch norm, whose statistics mix the classes that data parallelism splits; use a model without it (ConvNet) or one process`,
@@ -153,7 +154,7 @@ export function embeddingMatchingStep(
     return E.tidy(() => {
       const indices = dataset.sampleIndices(batchReal, gen);
       const draws = dsa?.sample(k, gen) ?? null;
-      const mine = [...Array(k).keys()].filter((c) => !group || c % group.worldSize === group.rank);
+      const mine = myClasses(k, group);
       const all = mine.length === k;
       const rows = (x: E.Tensor, per: number) =>
         all
@@ -186,23 +187,9 @@ export function embeddingMatchingStep(
         update(grads, scalar);
         return { loss: scalar };
       }
-      // Sum over ranks: absent gradients as zeros so that every rank reduces the same tensors, with a
-      // flag per tensor so that one no rank differentiated stays absent (the optimizer skips it, as in
-      // one process, instead of decaying it towards zero).
-      const dense = grads.map((g, i) => (g ?? E.zerosLike(synthetic.learnable[i])).contiguous());
-      const present = E.tensor(
-        grads.map((g) => (g ? 1 : 0)),
-        { dtype: 'float64' },
-      );
-      const total = value ? value.detach().reshape([1]).double() : E.zeros([1], { dtype: 'float64' });
-      group.allReduce([...dense, present, total]);
-      const flags = present.toNumbers();
-      const scalar = total.item();
-      update(
-        dense.map((g, i) => (flags[i] > 0 ? g : null)),
-        scalar,
-      );
-      return { loss: scalar };
+      const shared = reduceGradients(group, grads, synthetic.learnable, value ? value.item() : 0);
+      update(shared.grads, shared.loss);
+      return { loss: shared.loss };
     });
   } finally {
     for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
