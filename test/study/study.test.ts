@@ -179,7 +179,8 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
   const browser = await launch({
     executablePath: chromiumPath(),
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--allow-file-access-from-files'],
+    // Containers (CI) often have a small /dev/shm and no user namespaces: neither is needed here.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--allow-file-access-from-files'],
   });
   try {
     const tab = await browser.newPage();
