@@ -87,7 +87,10 @@ async function stageMemory(
     if (kind === 'random' || kind === 'herding') {
       const feature =
         kind === 'herding'
-          ? trainFeatureNet(stage, gen, { epochs: o.featureEpochs ?? 5, model: o.model })
+          ? trainFeatureNet(stage, gen, {
+              epochs: o.featureEpochs ?? 5,
+              ...(o.model ? { model: o.model } : {}),
+            })
           : undefined;
       try {
         const picked = selectCoreset(kind, stage, o.ipc, gen, feature);

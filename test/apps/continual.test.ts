@@ -47,25 +47,26 @@ test('class subsets and the seen-class test split hold exactly the chosen classe
   assert.equal(t.labels.size(0), all.filter((y) => y === 1 || y === 3).length);
 });
 
-test('continual: two stages with a random and a DM memory; distillation sees only its stage', async () => {
+test('continual: two stages with random, herding and DM memories; distillation sees only its stage', async () => {
   const ds = loadDataset(data);
   const work = join(tempDir('continual'), 'runs');
   const lines: string[] = [];
   const r = await continualLearning(ds, {
     stages: 2,
     ipc: 1,
-    memories: ['random', 'dm'],
+    memories: ['random', 'herding', 'dm'],
     runs: 1,
+    featureEpochs: 1,
     seed: 0,
     epochs: 2,
-    model: 'ConvNetW8',
+    // No model: the default ConvNet, as the command line runs it (herding's feature network included).
     preset: null,
     overrides: { iterations: 2, methodConfig: { batchReal: 4 } },
     workDir: work,
     log: (l) => lines.push(l),
   });
-  assert.equal(lines.length, 4, 'one line per memory and stage');
-  for (const m of ['random', 'dm']) {
+  assert.equal(lines.length, 6, 'one line per memory and stage');
+  for (const m of ['random', 'herding', 'dm']) {
     assert.equal(r.accuracy[m].length, 2);
     for (const s of r.accuracy[m]) assert.ok(s.mean >= 0 && s.mean <= 1);
   }
