@@ -6,14 +6,13 @@
 // never a later stage's.
 import * as E from '../engine/index.js';
 import { classSubset, type Dataset } from '../data/dataset.js';
-import { distill } from '../distill/api.js';
-import { METHODS } from '../distill/registry.js';
-import { selectCoreset, trainFeatureNet, disposeFeatureNet } from '../coreset/index.js';
+import { AppError, buildSet, checkSources } from './sets.js';
 import { createNetwork } from '../models/index.js';
 import { defaultProtocol, summarize, trainAndTest, type Protocol, type Score } from '../eval/index.js';
 import '../distill/methods/index.js';
 
-export class ContinualError extends Error {
+/** A bad continual-learning setting. */
+export class ContinualError extends AppError {
   constructor(message: string) {
     super(message);
     this.name = 'ContinualError';
@@ -63,14 +62,6 @@ export function stagePlan(numClasses: number, stages: number, seed: number): num
   );
 }
 
-function checkMemories(memories: string[]): void {
-  for (const m of memories)
-    if (m !== 'random' && m !== 'herding' && !METHODS.some((x) => x.name === m))
-      throw new ContinualError(
-        `unknown memory '${m}': random, herding, or a method (${METHODS.map((x) => x.name).join(', ')})`,
-      );
-}
-
 /** The new memory for one stage: images and global labels of `ipc` per stage class. */
 async function stageMemory(
   kind: string,
@@ -82,46 +73,18 @@ async function stageMemory(
 ): Promise<{ images: E.Tensor; labels: number[] }> {
   const stage = classSubset(dataset, classes);
   try {
-    let images: E.Tensor;
-    let local: number[];
-    if (kind === 'random' || kind === 'herding') {
-      const feature =
-        kind === 'herding'
-          ? trainFeatureNet(stage, gen, {
-              epochs: o.featureEpochs ?? 5,
-              ...(o.model ? { model: o.model } : {}),
-            })
-          : undefined;
-      try {
-        const picked = selectCoreset(kind, stage, o.ipc, gen, feature);
-        const split = stage.gather(picked);
-        images = split.images;
-        local = split.labels.toNumbers();
-        split.labels.dispose();
-      } finally {
-        if (feature) disposeFeatureNet(feature);
-      }
-    } else {
-      const r = await distill(
-        {
-          ...(o.overrides ?? {}),
-          method: kind,
-          dataset: dataset.name,
-          ipc: o.ipc,
-          seed: gen.seed,
-          evalRuns: 0,
-          ...(o.model ? { model: o.model } : {}),
-          ...(o.preset ? { preset: o.preset } : {}),
-        },
-        { runDir, dataset: stage, overwrite: true },
-      );
-      if (!r.artifact)
-        throw new ContinualError(`distilling stage classes [${classes.join(', ')}] was interrupted`);
-      images = r.artifact.images.detach().clone();
-      // Soft labels (a method that learns them) count by their most likely class here.
-      const labels = r.artifact.labels;
-      local = (labels.ndim === 2 ? labels.argmax(1) : labels).toNumbers();
-    }
+    const set = await buildSet(kind, stage, o.ipc, gen, {
+      runDir,
+      preset: o.preset,
+      overrides: o.overrides,
+      model: o.model,
+      featureEpochs: o.featureEpochs,
+    });
+    // Soft labels (a method that learns them) count by their most likely class here: the memory's
+    // stages have different class sets, so a stage's soft labels do not carry over.
+    const local = E.tidy(() => (set.labels.ndim === 2 ? set.labels.argmax(1) : set.labels).toNumbers());
+    const images = set.images;
+    for (const t of [set.labels, set.labelTargets]) t?.dispose();
     return { images, labels: local.map((y) => classes[y]) };
   } finally {
     stage.dispose();
@@ -161,7 +124,7 @@ function trainOnMemory(
  * @example await continualLearning(loadDataset('mnist'), { stages: 5, ipc: 10, memories: ['random', 'dm'], runs: 3, seed: 0, epochs: 300, workDir: 'runs/continual' })
  */
 export async function continualLearning(dataset: Dataset, o: ContinualOptions): Promise<ContinualResult> {
-  checkMemories(o.memories);
+  checkSources(o.memories, { artifacts: false, what: 'continual --memories' });
   if (!Number.isInteger(o.ipc) || o.ipc < 1 || o.ipc > dataset.smallestClassSize)
     throw new ContinualError(`--ipc must be between 1 and ${dataset.smallestClassSize}, got ${o.ipc}`);
   const log = o.log ?? (() => {});

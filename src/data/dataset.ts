@@ -4,6 +4,7 @@
 import * as E from '../engine/index.js';
 import { DataError } from './errors.js';
 import type { Preprocessing } from './preprocess.js';
+import { cacheName } from '../util/cache.js';
 
 export interface Split {
   images: E.Tensor;
@@ -148,4 +149,28 @@ export function classSubset(dataset: Dataset, classes: readonly number[]): Datas
     checksum: `${dataset.info.checksum}:classes=${classes.join(',')}`,
   };
   return new Dataset(info, pick(dataset.train), pick(dataset.test), dataset.preprocessing);
+}
+
+/**
+ * The dataset with its training split cut to the training images at `indices` (in that order; the
+ * test split and the classes kept): a split of the real data that one side of an experiment may see,
+ * e.g. an architecture search's training part without its validation images, or the members of a
+ * membership-inference experiment. The checksum names the subset, so caches tell subsets apart.
+ *
+ * @example const members = trainSubset(mnist, memberIndices); // distil from the members only
+ */
+export function trainSubset(dataset: Dataset, indices: readonly number[]): Dataset {
+  const n = dataset.train.images.size(0);
+  for (const i of indices)
+    if (!Number.isInteger(i) || i < 0 || i >= n)
+      throw new DataError(`trainSubset: index ${i} is outside the ${n} training images of ${dataset.name}`);
+  if (new Set(indices).size !== indices.length) throw new DataError('trainSubset: repeated training indices');
+  const info: DatasetInfo = {
+    ...dataset.info,
+    source: `${dataset.info.source} (${indices.length} of ${n} training images)`,
+    checksum: `${dataset.info.checksum}:train=${cacheName(indices).slice(0, 16)}`,
+  };
+  const copy = (split: Split) =>
+    E.tidy(() => ({ images: split.images.clone(), labels: split.labels.clone() }));
+  return new Dataset(info, dataset.gather(indices), copy(dataset.test), dataset.preprocessing);
 }

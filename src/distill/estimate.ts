@@ -6,6 +6,7 @@ import type { Dataset } from '../data/dataset.js';
 import { evaluateSet } from '../eval/index.js';
 import { evaluationProtocol, type DistillConfig } from './config.js';
 import { closeSession, newSession, runIterations } from './session.js';
+import { median as medianOf } from '../util/stats.js';
 
 export interface RunEstimate {
   /** Median seconds of the measured iterations (after one warm-up). */
@@ -21,8 +22,7 @@ export interface RunEstimate {
 }
 
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return medianOf(xs) ?? NaN;
 }
 
 function timed(fn: () => void): number {

@@ -111,8 +111,12 @@ function checkTestSplit(dataset: Dataset): void {
     throw new Error(`${dataset.name} has no test images, so nothing can be evaluated; give it a test split`);
 }
 
-function cached<T>(key: unknown, compute: () => T): T {
-  const dir = join(cacheDir(), 'baselines');
+/**
+ * A result fully determined by `key` from the user cache (section `baselines` unless given), else
+ * computed and stored. Non-finite results are errors, never stored.
+ */
+export function cachedResult<T>(key: unknown, compute: () => T, section = 'baselines'): T {
+  const dir = join(cacheDir(), section);
   const file = join(dir, `${cacheName(key)}.json`);
   if (existsSync(file)) {
     try {
@@ -186,7 +190,7 @@ export function randomSubsetBaseline(
     protocol: o.protocol,
     seed: o.seed,
   };
-  return cached(key, () =>
+  return cachedResult(key, () =>
     evaluateSubsets(
       dataset,
       (r) => dataset.sampleIndices(ipc, new E.Generator(o.seed * 7919 + 104729 + r)),
@@ -214,7 +218,7 @@ export function fullDataBaseline(
     protocol,
     seed: o.seed,
   };
-  return cached(key, () =>
+  return cachedResult(key, () =>
     evaluateSet(dataset, { images: dataset.train.images, labels: dataset.train.labels }, { ...o, protocol }),
   );
 }

@@ -116,6 +116,40 @@ export function targetTrainSet(images: E.Tensor, targets: E.Tensor, loss: Target
   });
 }
 
+/** What a stored set trains with: images, labels, and what a method learned beside them. */
+export interface StoredSet {
+  images: E.Tensor;
+  /** int64 class indices or soft labels [N, classes]. */
+  labels: E.Tensor;
+  lr: number | null;
+  /** Learned regression targets (KRR methods); `labels` is then their argmax. */
+  labelTargets?: E.Tensor;
+}
+
+/**
+ * A stored set (an artifact) as the protocol trains on it: `own` with what was learned (soft labels,
+ * regression targets under `loss`, the learned lr), `hard` with each image's most likely class and the
+ * protocol's lr. Tensors made here (not the set's own) are listed in `created` for the caller to dispose.
+ *
+ * @example const { own, created } = storedTrainSets(artifact); evaluateSet(dataset, own, o); created.forEach((t) => t.dispose());
+ */
+export function storedTrainSets(
+  set: StoredSet,
+  loss: TargetLoss = 'softmax',
+): { own: TrainSet; hard: TrainSet; soft: boolean; created: E.Tensor[] } {
+  const lr = set.lr ?? undefined;
+  if (set.labelTargets) {
+    const own = { ...targetTrainSet(set.images, set.labelTargets, loss), lr };
+    const hard = targetTrainSet(set.images, set.labelTargets, 'argmax');
+    return { own, hard, soft: true, created: [own.images, own.labels, hard.images, hard.labels] };
+  }
+  const own = { images: set.images, labels: set.labels, lr };
+  if (set.labels.ndim !== 2)
+    return { own, hard: { images: set.images, labels: set.labels }, soft: false, created: [] };
+  const hardLabels = E.tidy(() => set.labels.argmax(1));
+  return { own, hard: { images: set.images, labels: hardLabels }, soft: true, created: [hardLabels] };
+}
+
 export interface TrainResult {
   testAccuracy: number;
   finalTrainLoss: number;
@@ -317,6 +351,28 @@ export function trainNetwork(
   return lastLoss;
 }
 
+/**
+ * Trains a fresh network (initialised from `gen`) on `train` under the protocol, hands the trained
+ * state to `use` (e.g. to score a split) and releases it.
+ *
+ * @example const logits = trainAndUse(net, train, protocol, gen, (state) => predictLogits(net, state, images));
+ */
+export function trainAndUse<T>(
+  net: Network,
+  train: TrainSet,
+  protocol: Protocol,
+  gen: E.Generator,
+  use: (state: NetState, finalTrainLoss: number) => T,
+  hooks: TrainHooks = {},
+): T {
+  const state = net.init(gen);
+  try {
+    return use(state, trainNetwork(net, state, train, protocol, gen, hooks));
+  } finally {
+    for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
+  }
+}
+
 /** Trains a fresh network (initialised from `gen`) on `train` and tests it (eval mode, final epoch). */
 export function trainAndTest(
   net: Network,
@@ -326,11 +382,31 @@ export function trainAndTest(
   gen: E.Generator,
   hooks: TrainHooks = {},
 ): TrainResult {
-  const state = net.init(gen);
-  try {
-    const finalTrainLoss = trainNetwork(net, state, train, protocol, gen, hooks);
-    return { testAccuracy: accuracy(net, state, test), finalTrainLoss };
-  } finally {
-    for (const t of [...state.params.values(), ...state.buffers.values()]) t.dispose();
-  }
+  return trainAndUse(
+    net,
+    train,
+    protocol,
+    gen,
+    (state, finalTrainLoss) => ({ testAccuracy: accuracy(net, state, test), finalTrainLoss }),
+    hooks,
+  );
+}
+
+/** The network's logits [N, classes] on `images` in eval mode (float32, no graph), batched. */
+export function predictLogits(net: Network, state: NetState, images: E.Tensor, batchSize = 256): E.Tensor {
+  return E.noGrad(() => {
+    const parts: E.Tensor[] = [];
+    for (let start = 0; start < images.size(0); start += batchSize)
+      parts.push(
+        E.tidy(() =>
+          net
+            .forward(state, images.narrow(0, start, Math.min(batchSize, images.size(0) - start)), { train: false })
+            .float()
+            .keep(),
+        ),
+      );
+    const out = E.cat(parts, 0);
+    for (const p of parts) p.dispose();
+    return out;
+  });
 }

@@ -199,7 +199,8 @@ function defaultDepth(h: number): number {
   return h <= 32 ? 3 : h <= 64 ? 4 : 5;
 }
 
-const CONVNET_TOKENS = /^(D\d+|W\d+|AS|AR|AL|ASW|NN|BN|LN|IN|GN|NP|MP|AP)/;
+// ASW before AS: the alternation takes the first token that matches.
+const CONVNET_TOKENS = /^(D\d+|W\d+|ASW|AS|AR|AL|NN|BN|LN|IN|GN|NP|MP|AP)/;
 
 function parseConvNet(spec: string, shape: [number, number, number], classes: number): Network {
   const o: ConvNetOptions = {

@@ -9,7 +9,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { makeDirectory, writeFileAtomic } from '../engine/files.js';
-import type { Artifact } from '../artifact/artifact.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/registry.js';
 import { distill } from '../distill/api.js';
@@ -22,13 +21,14 @@ import {
   evaluationSeed,
   fullDataBaseline,
   randomSubsetBaseline,
-  targetTrainSet,
+  storedTrainSets,
   type Protocol,
   type Score,
   type TrainSet,
 } from '../eval/index.js';
 import type { StorageInfo } from '../param/budget.js';
 import { cacheName } from '../util/cache.js';
+import { median } from '../util/stats.js';
 import { defaultStrategy } from '../augment/index.js';
 import { honestScores, type HonestScores } from './scores.js';
 import { methodLabel, type StudyBaseline, type StudyMethod, type StudySpec } from './spec.js';
@@ -123,21 +123,6 @@ function evalOptions(
 }
 
 /** The artifact's set under its method's protocol, and with hard labels. */
-function artifactSets(art: Artifact): { own: TrainSet; hard: TrainSet; soft: boolean } {
-  const lr = art.lr ?? undefined;
-  if (art.labelTargets)
-    return {
-      own: { ...targetTrainSet(art.images, art.labelTargets, 'softmax'), lr },
-      hard: targetTrainSet(art.images, art.labelTargets, 'argmax'),
-      soft: true,
-    };
-  const soft = art.labels.ndim === 2;
-  const hard = soft
-    ? { images: art.images, labels: art.labels.argmax(1) }
-    : { images: art.images, labels: art.labels };
-  return { own: { images: art.images, labels: art.labels, lr }, hard, soft };
-}
-
 function baselineCell(
   spec: StudySpec,
   dataset: Dataset,
@@ -235,31 +220,36 @@ async function methodCell(
     precision: spec.evaluation.precision,
   };
   const evalSeed = evaluationSeed(seed, r.iteration);
-  const sets = artifactSets(art);
-  const accuracy = evaluateSet(dataset, sets.own, evalOptions(spec, plain, evalSeed));
-  const cell: CellResult = {
-    key,
-    hash: '',
-    kind: 'method',
-    dataset: dataset.name,
-    ipc,
-    label: methodLabel(entry),
-    method: entry.method,
-    seed,
-    accuracy,
-    protocol: plain,
-    labels: sets.soft ? 'soft' : 'hard',
-    learnedLr: art.lr,
-    iterations: r.iteration,
-    // A resumed cell measured only its last part: its total is not recorded, its per-iteration time and
-    // peak only when iterations ran in this process.
-    secondsPerIteration: median(seconds.slice(1)) ?? median(seconds),
-    distillSeconds: resume ? undefined : r.seconds?.distill,
-    peakMiB: seconds.length > 0 ? peakMiB : undefined,
-    storage: art.meta.storage,
-  };
-  if (spec.scores) Object.assign(cell, scoreEvaluations(spec, dataset, ipc, sets, plain, evalSeed, accuracy));
-  return cell;
+  const sets = storedTrainSets(art);
+  try {
+    const accuracy = evaluateSet(dataset, sets.own, evalOptions(spec, plain, evalSeed));
+    const cell: CellResult = {
+      key,
+      hash: '',
+      kind: 'method',
+      dataset: dataset.name,
+      ipc,
+      label: methodLabel(entry),
+      method: entry.method,
+      seed,
+      accuracy,
+      protocol: plain,
+      labels: sets.soft ? 'soft' : 'hard',
+      learnedLr: art.lr,
+      iterations: r.iteration,
+      // A resumed cell measured only its last part: its total is not recorded, its per-iteration time and
+      // peak only when iterations ran in this process.
+      secondsPerIteration: median(seconds.slice(1)) ?? median(seconds),
+      distillSeconds: resume ? undefined : r.seconds?.distill,
+      peakMiB: seconds.length > 0 ? peakMiB : undefined,
+      storage: art.meta.storage,
+    };
+    if (spec.scores)
+      Object.assign(cell, scoreEvaluations(spec, dataset, ipc, sets, plain, evalSeed, accuracy));
+    return cell;
+  } finally {
+    for (const t of sets.created) t.dispose();
+  }
 }
 
 /** The extra evaluations DD-Ranking's scores need, on the main model, and the scores. */
@@ -306,13 +296,6 @@ function scoreEvaluations(
     full: full.mean,
   });
   return { hardLabel, noAug, random, randomNoAug, scores };
-}
-
-function median(xs: number[]): number | undefined {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** A dataset name as one path segment (a file dataset's path has slashes). */

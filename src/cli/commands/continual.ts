@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import { makeDirectory, writeFileAtomic } from '../../engine/files.js';
 import { loadDataset } from '../../data/registry.js';
-import { ContinualError, continualLearning } from '../../apps/continual.js';
+import { continualLearning } from '../../apps/continual.js';
+import { AppError } from '../../apps/sets.js';
 import { renderContinualReport } from '../../report/continual.js';
 import { scoreText, UsageError } from '../output.js';
 
@@ -46,7 +47,7 @@ export async function continualCommand(o: ContinualCommandOptions): Promise<void
       console.log(`${m.padEnd(10)} ${scores.map((s) => scoreText(s)).join(' | ')}`);
     console.log(`Results: ${join(o.out, 'continual.json')}; chart: ${join(o.out, 'continual.html')}`);
   } catch (e) {
-    if (e instanceof ContinualError) throw new UsageError(e.message);
+    if (e instanceof AppError) throw new UsageError(e.message);
     throw e;
   }
 }

@@ -11,12 +11,11 @@ import {
   evaluationSeed,
   fullDataBaseline,
   randomSubsetBaseline,
-  targetTrainSet,
+  storedTrainSets,
   TARGET_LOSSES,
   type AugmentChoice,
   type Score,
   type TargetLoss,
-  type TrainSet,
 } from '../../eval/index.js';
 import { referenceEvalModel } from '../../distill/method.js';
 import { METHODS } from '../../distill/registry.js';
@@ -156,10 +155,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
   };
   const onEpoch = (model: string, run: number, epoch: number) =>
     advance(done + 1, `${model} #${run + 1} epoch ${epoch}`);
-  const lr = art.lr ?? undefined;
-  const set: TrainSet = art.labelTargets
-    ? { ...targetTrainSet(art.images, art.labelTargets, targetLoss), lr }
-    : { images: art.images, labels: art.labels, lr };
+  const { own: set, created } = storedTrainSets(art, targetLoss);
   // The same derivation as distill's final evaluation (eval/evaluate.ts evaluationSeed).
   const runSeed = o.seed ?? art.meta.seed;
   const iterations = (art.meta.config as { iterations?: unknown }).iterations;
@@ -219,7 +215,7 @@ export function evalCommand(artifactDir: string, o: EvalCommandOptions): void {
       `distillery: warning: results not saved in ${artifactDir}: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  if (set.labels !== art.labels) set.labels.dispose();
+  for (const t of created) t.dispose();
   for (const t of [art.images, art.labels, probe.images, probe.labels]) t.dispose();
   art.labelTargets?.dispose();
   probe.labelTargets?.dispose();

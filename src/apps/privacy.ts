@@ -1,0 +1,267 @@
+// Membership privacy of small training sets, after "Privacy for free" (Dong et al. 2022) and its
+// critique "No free lunch in privacy for free" (Carlini et al. 2022): a pool of real training images is
+// split into the target's members and non-members; the target pipeline sees the members only (a model
+// trained on the members themselves, on a random member subset of the distilled set's size, or on a set
+// distilled from the members); each target is attacked over the whole pool with
+//   - the loss-threshold attack (Yeom et al. 2018): lower loss, more likely a member;
+//   - offline LiRA (Carlini et al. 2022, tensorflow/privacy research/mi_lira_2021): shadow pipelines
+//     on random halves of the pool, each example OUT of (at least) half of them; the target's
+//     logit-scaled confidence phi = log p_y - log sum_{c != y} p_c against the median of the OUT shadows'
+//     phi, over one global standard deviation (their fixed-variance variant, the better one with few
+//     shadows); one-sided: larger means member.
+// Reported: ROC AUC and TPR at 1 % and 0.1 % FPR (the largest ROC point below that FPR, as LiRA's
+// code), next to the target's test accuracy: a model that leaks less but learns nothing is no win.
+import * as E from '../engine/index.js';
+import { trainSubset, type Dataset } from '../data/dataset.js';
+import { createNetwork } from '../models/index.js';
+import {
+  accuracy,
+  defaultProtocol,
+  predictLogits,
+  storedTrainSets,
+  trainAndUse,
+  type Protocol,
+  type StoredSet,
+  type TrainingPrecision,
+} from '../eval/index.js';
+import { median, rocAuc, rocCurve, type RocPoint } from '../util/stats.js';
+import { AppError, buildSet, checkSources, disposeSet } from './sets.js';
+
+export interface PrivacyOptions {
+  /** 'real' (the members themselves), 'random', 'herding', or a method name (distilled from the members). */
+  targets: string[];
+  /** Real training images per class in the pool; half of each class are the target's members. */
+  poolPerClass: number;
+  /** Images per class of the random and distilled sets. */
+  ipc: number;
+  /** Shadow pipelines per target kind (at least 2). */
+  shadows: number;
+  /** Epochs of every network the attack looks at (trains epochs 0..E). */
+  epochs: number;
+  /** Augmentation of that training (default: the dataset's DSA); false for none. */
+  augment?: boolean;
+  model?: string;
+  precision?: TrainingPrecision;
+  seed: number;
+  preset?: 'quick' | 'paper' | null;
+  overrides?: Record<string, unknown>;
+  workDir: string;
+  log?: (line: string) => void;
+}
+
+export interface AttackResult {
+  auc: number;
+  /** True-positive rates at false-positive rates below 1 % and 0.1 %. */
+  tprAt1: number;
+  tprAt01: number;
+  /** The ROC curve, thinned to at most ~200 points (log-spaced in FPR). */
+  roc: RocPoint[];
+}
+
+export interface TargetResult {
+  testAccuracy: number;
+  /** Images the target network trained on. */
+  trainImages: number;
+  attacks: { loss: AttackResult; lira: AttackResult };
+}
+
+export interface PrivacyResult {
+  dataset: string;
+  ipc: number;
+  poolPerClass: number;
+  members: number;
+  nonMembers: number;
+  shadows: number;
+  model: string;
+  protocol: Protocol;
+  targets: Record<string, TargetResult>;
+}
+
+/** The largest TPR at an ROC point whose FPR is strictly below `fpr` (LiRA's plot.py rule). */
+export function tprBelow(roc: readonly RocPoint[], fpr: number): number {
+  return roc.filter((p) => p.fpr < fpr).reduce((best, p) => Math.max(best, p.tpr), 0);
+}
+
+function thin(roc: RocPoint[]): RocPoint[] {
+  if (roc.length <= 200) return roc;
+  const out: RocPoint[] = [];
+  let next = 0;
+  for (const p of roc) {
+    if (p.fpr >= next || p === roc[roc.length - 1]) {
+      out.push(p);
+      next = Math.max(p.fpr * 1.05, p.fpr + 1e-4);
+    }
+  }
+  return out;
+}
+
+/** AUC and low-FPR TPRs of `scores` (higher = member) over the pool, members marked in `isMember`. */
+export function attackResult(scores: readonly number[], isMember: readonly boolean[]): AttackResult {
+  const pos = scores.filter((_, i) => isMember[i]);
+  const neg = scores.filter((_, i) => !isMember[i]);
+  const roc = rocCurve(pos, neg);
+  return { auc: rocAuc(pos, neg), tprAt1: tprBelow(roc, 0.01), tprAt01: tprBelow(roc, 0.001), roc: thin(roc) };
+}
+
+/** Per pool example: phi = log p_y - log sum_{c != y} p_c (stable) and the cross-entropy loss. */
+export function confidences(logits: E.Tensor, labels: E.Tensor): { phi: number[]; loss: number[] } {
+  return E.tidy(() => {
+    const logp = E.nn.logSoftmax(logits.double(), 1);
+    const y = labels.long().unsqueeze(1);
+    const own = logp.gather(1, y).squeeze(1);
+    // log sum over the other classes: logsumexp with the true class masked to -inf.
+    const mask = E.zerosLike(logp).scatter(1, y, -Infinity);
+    const others = logp.add(mask).logsumexp(1);
+    return { phi: own.sub(others).toNumbers(), loss: own.neg().toNumbers() };
+  });
+}
+
+/**
+ * Offline LiRA with a global variance: (phi_target - median of OUT phi) / std of all OUT phi.
+ * `shadowPhi[k][j]` is shadow k's phi of example j, `shadowIn[k][j]` whether j trained shadow k.
+ */
+export function liraOffline(targetPhi: readonly number[], shadowPhi: number[][], shadowIn: boolean[][]): number[] {
+  const outs = targetPhi.map((_, j) => shadowPhi.flatMap((phi, k) => (shadowIn[k][j] ? [] : [phi[j]])));
+  const missing = outs.findIndex((o) => o.length === 0);
+  if (missing >= 0) throw new AppError(`LiRA: example ${missing} is in every shadow's training data`);
+  const all = outs.flat();
+  const mean = all.reduce((s, v) => s + v, 0) / all.length;
+  const std = Math.sqrt(all.reduce((s, v) => s + (v - mean) ** 2, 0) / all.length);
+  return targetPhi.map((phi, j) => (phi - median(outs[j])!) / (std + 1e-30));
+}
+
+/** The pool: `perClass` training indices of each class, drawn from `seed`. */
+function drawPool(dataset: Dataset, perClass: number, seed: number): number[] {
+  if (!Number.isInteger(perClass) || perClass < 2 || perClass > dataset.smallestClassSize)
+    throw new AppError(
+      `--pool-per-class must be between 2 and ${dataset.smallestClassSize} (the smallest class), got ${perClass}`,
+    );
+  return dataset.sampleIndices(perClass, new E.Generator(seed));
+}
+
+/** The target's members: half of each class of the pool (a boolean per pool position). */
+function targetMembers(dataset: Dataset, pool: number[], seed: number): boolean[] {
+  const y = E.tidy(() => dataset.gather(pool).labels.toNumbers());
+  const gen = new E.Generator(seed);
+  const member = new Array<boolean>(pool.length).fill(false);
+  for (let c = 0; c < dataset.numClasses; c++) {
+    const mine = y.flatMap((v, j) => (v === c ? [j] : []));
+    const order = E.tidy(() => E.randperm(mine.length, { generator: gen }).toNumbers());
+    for (const k of order.slice(0, Math.floor(mine.length / 2))) member[mine[k]] = true;
+  }
+  return member;
+}
+
+/**
+ * LiRA's shadow split (train.py): per example, the shadows ranked by a uniform draw; the example
+ * trains the first floor(K/2), so it is OUT of ceil(K/2) >= 1 shadows.
+ */
+export function shadowSplits(poolSize: number, shadows: number, seed: number): boolean[][] {
+  const u = E.tidy(() => E.rand([poolSize, shadows], { generator: new E.Generator(seed) }).toNumbers());
+  const split = Array.from({ length: shadows }, () => new Array<boolean>(poolSize).fill(false));
+  for (let j = 0; j < poolSize; j++) {
+    const order = Array.from({ length: shadows }, (_, k) => k).sort((a, b) => u[j * shadows + a] - u[j * shadows + b]);
+    for (const k of order.slice(0, Math.floor(shadows / 2))) split[k][j] = true;
+  }
+  return split;
+}
+
+/** The training set a target kind makes from the data it may see. The caller disposes it. */
+async function pipelineSet(
+  kind: string,
+  data: Dataset,
+  o: PrivacyOptions,
+  gen: E.Generator,
+  runDir: string,
+): Promise<StoredSet> {
+  if (kind === 'real') return { images: data.train.images.clone(), labels: data.train.labels.clone(), lr: null };
+  const ipc = Math.min(o.ipc, data.smallestClassSize);
+  return buildSet(kind, data, ipc, gen, { runDir, preset: o.preset, overrides: o.overrides, model: o.model });
+}
+
+/** Runs one pipeline on the pool images `trainOn` and returns its network's phi/loss over the pool. */
+async function runPipeline(
+  kind: string,
+  dataset: Dataset,
+  pool: number[],
+  trainOn: boolean[],
+  o: PrivacyOptions,
+  protocol: Protocol,
+  seed: number,
+  runDir: string,
+): Promise<{ phi: number[]; loss: number[]; testAccuracy: number; trainImages: number }> {
+  const data = trainSubset(dataset, pool.filter((_, j) => trainOn[j]));
+  const set = await pipelineSet(kind, data, o, new E.Generator(seed), runDir);
+  const { own, created } = storedTrainSets(set);
+  const net = createNetwork(o.model ?? 'ConvNet', dataset.imageShape, dataset.numClasses);
+  const poolSplit = dataset.gather(pool);
+  try {
+    return trainAndUse(net, own, protocol, new E.Generator(seed + 1), (state) => {
+      const logits = predictLogits(net, state, poolSplit.images);
+      const c = confidences(logits, poolSplit.labels);
+      logits.dispose();
+      return { ...c, testAccuracy: accuracy(net, state, dataset.test), trainImages: own.images.size(0) };
+    });
+  } finally {
+    for (const t of [...created, poolSplit.images, poolSplit.labels]) t.dispose();
+    disposeSet(set);
+    data.dispose();
+  }
+}
+
+/**
+ * Trains and attacks each target kind.
+ *
+ * @example await membershipPrivacy(loadDataset('mnist'), { targets: ['real', 'random', 'dm'], poolPerClass: 200, ipc: 10, shadows: 4, epochs: 100, seed: 0, workDir: 'runs/privacy' })
+ */
+export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Promise<PrivacyResult> {
+  checkSources(
+    o.targets.filter((t) => t !== 'real'),
+    { artifacts: false, what: 'privacy --targets' },
+  );
+  if (!Number.isInteger(o.shadows) || o.shadows < 2)
+    throw new AppError(`--shadows must be at least 2 (each example must be OUT of a shadow), got ${o.shadows}`);
+  if (!Number.isInteger(o.ipc) || o.ipc < 1) throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
+  const log = o.log ?? (() => {});
+  const model = o.model ?? 'ConvNet';
+  const protocol = defaultProtocol(dataset.name, { augment: o.augment ?? true, epochs: o.epochs, precision: o.precision });
+  const pool = drawPool(dataset, o.poolPerClass, o.seed);
+  const member = targetMembers(dataset, pool, o.seed + 1);
+  const splits = shadowSplits(pool.length, o.shadows, o.seed + 2);
+  const targets: Record<string, TargetResult> = {};
+  for (const [t, kind] of o.targets.entries()) {
+    const seed = (o.seed + 1) * 100_000 + t * 1000;
+    const dir = `${o.workDir}/${kind}`;
+    const target = await runPipeline(kind, dataset, pool, member, o, protocol, seed, `${dir}/target`);
+    log(`${kind}: target trained on ${target.trainImages} images, test ${(100 * target.testAccuracy).toFixed(2)}%`);
+    const shadowPhi: number[][] = [];
+    for (let k = 0; k < o.shadows; k++) {
+      const s = await runPipeline(kind, dataset, pool, splits[k], o, protocol, seed + 10 * (k + 1), `${dir}/shadow${k}`);
+      shadowPhi.push(s.phi);
+      log(`${kind}: shadow ${k + 1}/${o.shadows} done`);
+    }
+    const lossAttack = attackResult(
+      target.loss.map((l) => -l),
+      member,
+    );
+    const lira = attackResult(liraOffline(target.phi, shadowPhi, splits), member);
+    targets[kind] = {
+      testAccuracy: target.testAccuracy,
+      trainImages: target.trainImages,
+      attacks: { loss: lossAttack, lira },
+    };
+    log(`${kind}: loss attack AUC ${lossAttack.auc.toFixed(3)}, LiRA AUC ${lira.auc.toFixed(3)} (TPR ${(100 * lira.tprAt1).toFixed(1)}% at 1% FPR)`);
+  }
+  const members = member.filter(Boolean).length;
+  return {
+    dataset: dataset.name,
+    ipc: o.ipc,
+    poolPerClass: o.poolPerClass,
+    members,
+    nonMembers: pool.length - members,
+    shadows: o.shadows,
+    model,
+    protocol,
+    targets,
+  };
+}
