@@ -125,7 +125,11 @@ export interface NasResult {
 }
 
 /** The training images held out for validation: `perClass` of each class, drawn from `seed`. */
-export function validationSplit(dataset: Dataset, perClass: number, seed: number): { val: number[]; rest: number[] } {
+export function validationSplit(
+  dataset: Dataset,
+  perClass: number,
+  seed: number,
+): { val: number[]; rest: number[] } {
   if (!Number.isInteger(perClass) || perClass < 1 || perClass >= dataset.smallestClassSize)
     throw new AppError(
       `--val-per-class must be between 1 and ${dataset.smallestClassSize - 1} (the smallest class, less one to train on), got ${perClass}`,
@@ -176,7 +180,13 @@ function argmax(xs: number[]): number {
   return xs.reduce((best, v, i) => (v > xs[best] ? i : best), 0);
 }
 
-function proxyResult(truth: ArchitectureTruth[], val: number[], seconds: number[], images: number): ProxyResult {
+/** How a proxy's validation accuracies rank the architectures against the real ground truth. */
+export function rankAgainstTruth(
+  truth: ArchitectureTruth[],
+  val: number[],
+  seconds: number[],
+  images: number,
+): ProxyResult {
   const real = truth.map((a) => a.val);
   const pick = argmax(val);
   // Rank 1 is the best real validation accuracy; ties share the better rank.
@@ -194,18 +204,17 @@ function proxyResult(truth: ArchitectureTruth[], val: number[], seconds: number[
 }
 
 function checkOptions(dataset: Dataset, o: NasOptions): void {
-  if (o.space.length < 2) throw new AppError(`the search space needs at least 2 architectures, got ${o.space.length}`);
+  if (o.space.length < 2)
+    throw new AppError(`the search space needs at least 2 architectures, got ${o.space.length}`);
   for (const spec of o.space)
     try {
       createNetwork(spec, dataset.imageShape, dataset.numClasses);
     } catch (e) {
       throw new AppError(`search space: ${e instanceof Error ? e.message : String(e)}`);
     }
-  checkSources(
-    o.proxies.filter((p) => p !== 'early-stopping'),
-    { artifacts: true, what: 'nas --proxies' },
-  );
-  if (!Number.isInteger(o.ipc) || o.ipc < 1) throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
+  checkSources(o.proxies, { artifacts: true, what: 'nas --proxies', extras: ['early-stopping'] });
+  if (!Number.isInteger(o.ipc) || o.ipc < 1)
+    throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
 }
 
 /** The real ground truth for every architecture (cached per architecture). */
@@ -230,10 +239,16 @@ function groundTruth(
         seed: o.seed,
         index: i,
       };
-      const r = cachedResult(key, () => {
-        log(`real ${i + 1}/${o.space.length} ${spec} (${protocol.epochs + 1} epochs on ${real.images.size(0)} images)`);
-        return trainArchitecture(spec, i, dataset, real, val, protocol, o.seed);
-      }, 'nas');
+      const r = cachedResult(
+        key,
+        () => {
+          log(
+            `real ${i + 1}/${o.space.length} ${spec} (${protocol.epochs + 1} epochs on ${real.images.size(0)} images)`,
+          );
+          return trainArchitecture(spec, i, dataset, real, val, protocol, o.seed);
+        },
+        'nas',
+      );
       return { spec, ...r };
     });
   } finally {
@@ -252,7 +267,11 @@ export async function architectureSearch(dataset: Dataset, o: NasOptions): Promi
   const { val: valIndices, rest } = validationSplit(dataset, o.valPerClass, o.seed);
   const val = dataset.gather(valIndices);
   const trainPart = trainSubset(dataset, rest);
-  const realProtocol = defaultProtocol(dataset.name, { augment: false, epochs: o.realEpochs, precision: o.precision });
+  const realProtocol = defaultProtocol(dataset.name, {
+    augment: false,
+    epochs: o.realEpochs,
+    precision: o.precision,
+  });
   const proxyProtocol = defaultProtocol(dataset.name, { epochs: o.proxyEpochs, precision: o.precision });
   try {
     const truth = groundTruth(dataset, trainPart, val, o, realProtocol, log);
@@ -296,7 +315,9 @@ async function rankWithProxy(
 ): Promise<ProxyResult> {
   if (name === 'early-stopping') return earlyStopping(dataset, trainPart, val, truth, o, protocol, log);
   if (sourceKind(name) === 'artifact')
-    log(`${name}: an artifact distilled elsewhere may have seen the validation images; a method name distils from the training part only`);
+    log(
+      `${name}: an artifact distilled elsewhere may have seen the validation images; a method name distils from the training part only`,
+    );
   const set = await buildSet(name, trainPart, o.ipc, new E.Generator(o.seed * 1000 + index), {
     runDir: `${o.workDir}/${name.replace(/[^\w.-]+/g, '_')}`,
     preset: o.preset,
@@ -310,9 +331,11 @@ async function rankWithProxy(
       const r = trainArchitecture(spec, i, dataset, own, val, protocol, o.seed);
       val_.push(r.val);
       seconds.push(r.seconds);
-      log(`${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`);
+      log(
+        `${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`,
+      );
     });
-    return proxyResult(truth, val_, seconds, own.images.size(0));
+    return rankAgainstTruth(truth, val_, seconds, own.images.size(0));
   } finally {
     for (const t of created) t.dispose();
     disposeSet(set);
@@ -336,7 +359,10 @@ function earlyStopping(
   const steps = (o.proxyEpochs + 1) * Math.ceil((o.ipc * dataset.numClasses) / protocol.batchSize);
   const n = trainPart.train.images.size(0);
   const take = Math.min(n, steps * protocol.batchSize);
-  const picked = E.tidy(() => E.randperm(n, { generator: new E.Generator(o.seed + 2) }).toNumbers()).slice(0, take);
+  const picked = E.tidy(() => E.randperm(n, { generator: new E.Generator(o.seed + 2) }).toNumbers()).slice(
+    0,
+    take,
+  );
   const real = trainPart.gather(picked);
   // Epoch 0 only: one pass, so no learning-rate drop.
   const p: Protocol = { ...protocol, augment: 'none', epochs: 0 };
@@ -349,7 +375,7 @@ function earlyStopping(
       val_.push(r.val);
       seconds.push(r.seconds);
     });
-    return proxyResult(truth, val_, seconds, take);
+    return rankAgainstTruth(truth, val_, seconds, take);
   } finally {
     for (const t of [real.images, real.labels]) t.dispose();
   }

@@ -100,7 +100,12 @@ export function attackResult(scores: readonly number[], isMember: readonly boole
   const pos = scores.filter((_, i) => isMember[i]);
   const neg = scores.filter((_, i) => !isMember[i]);
   const roc = rocCurve(pos, neg);
-  return { auc: rocAuc(pos, neg), tprAt1: tprBelow(roc, 0.01), tprAt01: tprBelow(roc, 0.001), roc: thin(roc) };
+  return {
+    auc: rocAuc(pos, neg),
+    tprAt1: tprBelow(roc, 0.01),
+    tprAt01: tprBelow(roc, 0.001),
+    roc: thin(roc),
+  };
 }
 
 /** Per pool example: phi = log p_y - log sum_{c != y} p_c (stable) and the cross-entropy loss. */
@@ -120,7 +125,11 @@ export function confidences(logits: E.Tensor, labels: E.Tensor): { phi: number[]
  * Offline LiRA with a global variance: (phi_target - median of OUT phi) / std of all OUT phi.
  * `shadowPhi[k][j]` is shadow k's phi of example j, `shadowIn[k][j]` whether j trained shadow k.
  */
-export function liraOffline(targetPhi: readonly number[], shadowPhi: number[][], shadowIn: boolean[][]): number[] {
+export function liraOffline(
+  targetPhi: readonly number[],
+  shadowPhi: number[][],
+  shadowIn: boolean[][],
+): number[] {
   const outs = targetPhi.map((_, j) => shadowPhi.flatMap((phi, k) => (shadowIn[k][j] ? [] : [phi[j]])));
   const missing = outs.findIndex((o) => o.length === 0);
   if (missing >= 0) throw new AppError(`LiRA: example ${missing} is in every shadow's training data`);
@@ -153,6 +162,19 @@ function targetMembers(dataset: Dataset, pool: number[], seed: number): boolean[
 }
 
 /**
+ * The pool (training indices, `poolPerClass` of each class) and the target's members among them (half
+ * of each class), both from `seed`.
+ */
+export function privacySplit(
+  dataset: Dataset,
+  poolPerClass: number,
+  seed: number,
+): { pool: number[]; member: boolean[] } {
+  const pool = drawPool(dataset, poolPerClass, seed);
+  return { pool, member: targetMembers(dataset, pool, seed + 1) };
+}
+
+/**
  * LiRA's shadow split (train.py): per example, the shadows ranked by a uniform draw; the example
  * trains the first floor(K/2), so it is OUT of ceil(K/2) >= 1 shadows.
  */
@@ -160,7 +182,9 @@ export function shadowSplits(poolSize: number, shadows: number, seed: number): b
   const u = E.tidy(() => E.rand([poolSize, shadows], { generator: new E.Generator(seed) }).toNumbers());
   const split = Array.from({ length: shadows }, () => new Array<boolean>(poolSize).fill(false));
   for (let j = 0; j < poolSize; j++) {
-    const order = Array.from({ length: shadows }, (_, k) => k).sort((a, b) => u[j * shadows + a] - u[j * shadows + b]);
+    const order = Array.from({ length: shadows }, (_, k) => k).sort(
+      (a, b) => u[j * shadows + a] - u[j * shadows + b],
+    );
     for (const k of order.slice(0, Math.floor(shadows / 2))) split[k][j] = true;
   }
   return split;
@@ -174,7 +198,8 @@ async function pipelineSet(
   gen: E.Generator,
   runDir: string,
 ): Promise<StoredSet> {
-  if (kind === 'real') return { images: data.train.images.clone(), labels: data.train.labels.clone(), lr: null };
+  if (kind === 'real')
+    return { images: data.train.images.clone(), labels: data.train.labels.clone(), lr: null };
   const ipc = Math.min(o.ipc, data.smallestClassSize);
   return buildSet(kind, data, ipc, gen, { runDir, preset: o.preset, overrides: o.overrides, model: o.model });
 }
@@ -190,7 +215,10 @@ async function runPipeline(
   seed: number,
   runDir: string,
 ): Promise<{ phi: number[]; loss: number[]; testAccuracy: number; trainImages: number }> {
-  const data = trainSubset(dataset, pool.filter((_, j) => trainOn[j]));
+  const data = trainSubset(
+    dataset,
+    pool.filter((_, j) => trainOn[j]),
+  );
   const set = await pipelineSet(kind, data, o, new E.Generator(seed), runDir);
   const { own, created } = storedTrainSets(set);
   const net = createNetwork(o.model ?? 'ConvNet', dataset.imageShape, dataset.numClasses);
@@ -215,28 +243,42 @@ async function runPipeline(
  * @example await membershipPrivacy(loadDataset('mnist'), { targets: ['real', 'random', 'dm'], poolPerClass: 200, ipc: 10, shadows: 4, epochs: 100, seed: 0, workDir: 'runs/privacy' })
  */
 export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Promise<PrivacyResult> {
-  checkSources(
-    o.targets.filter((t) => t !== 'real'),
-    { artifacts: false, what: 'privacy --targets' },
-  );
+  checkSources(o.targets, { artifacts: false, what: 'privacy --targets', extras: ['real'] });
   if (!Number.isInteger(o.shadows) || o.shadows < 2)
-    throw new AppError(`--shadows must be at least 2 (each example must be OUT of a shadow), got ${o.shadows}`);
-  if (!Number.isInteger(o.ipc) || o.ipc < 1) throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
+    throw new AppError(
+      `--shadows must be at least 2 (each example must be OUT of a shadow), got ${o.shadows}`,
+    );
+  if (!Number.isInteger(o.ipc) || o.ipc < 1)
+    throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
   const log = o.log ?? (() => {});
   const model = o.model ?? 'ConvNet';
-  const protocol = defaultProtocol(dataset.name, { augment: o.augment ?? true, epochs: o.epochs, precision: o.precision });
-  const pool = drawPool(dataset, o.poolPerClass, o.seed);
-  const member = targetMembers(dataset, pool, o.seed + 1);
+  const protocol = defaultProtocol(dataset.name, {
+    augment: o.augment ?? true,
+    epochs: o.epochs,
+    precision: o.precision,
+  });
+  const { pool, member } = privacySplit(dataset, o.poolPerClass, o.seed);
   const splits = shadowSplits(pool.length, o.shadows, o.seed + 2);
   const targets: Record<string, TargetResult> = {};
   for (const [t, kind] of o.targets.entries()) {
     const seed = (o.seed + 1) * 100_000 + t * 1000;
     const dir = `${o.workDir}/${kind}`;
     const target = await runPipeline(kind, dataset, pool, member, o, protocol, seed, `${dir}/target`);
-    log(`${kind}: target trained on ${target.trainImages} images, test ${(100 * target.testAccuracy).toFixed(2)}%`);
+    log(
+      `${kind}: target trained on ${target.trainImages} images, test ${(100 * target.testAccuracy).toFixed(2)}%`,
+    );
     const shadowPhi: number[][] = [];
     for (let k = 0; k < o.shadows; k++) {
-      const s = await runPipeline(kind, dataset, pool, splits[k], o, protocol, seed + 10 * (k + 1), `${dir}/shadow${k}`);
+      const s = await runPipeline(
+        kind,
+        dataset,
+        pool,
+        splits[k],
+        o,
+        protocol,
+        seed + 10 * (k + 1),
+        `${dir}/shadow${k}`,
+      );
       shadowPhi.push(s.phi);
       log(`${kind}: shadow ${k + 1}/${o.shadows} done`);
     }
@@ -250,7 +292,9 @@ export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Pr
       trainImages: target.trainImages,
       attacks: { loss: lossAttack, lira },
     };
-    log(`${kind}: loss attack AUC ${lossAttack.auc.toFixed(3)}, LiRA AUC ${lira.auc.toFixed(3)} (TPR ${(100 * lira.tprAt1).toFixed(1)}% at 1% FPR)`);
+    log(
+      `${kind}: loss attack AUC ${lossAttack.auc.toFixed(3)}, LiRA AUC ${lira.auc.toFixed(3)} (TPR ${(100 * lira.tprAt1).toFixed(1)}% at 1% FPR)`,
+    );
   }
   const members = member.filter(Boolean).length;
   return {

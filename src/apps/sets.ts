@@ -46,10 +46,14 @@ export function sourceKind(source: string): SourceKind {
  * Checks set sources before anything runs: each is random, herding, a method name or (where the
  * application can take one) an artifact directory.
  */
-export function checkSources(sources: readonly string[], o: { artifacts: boolean; what: string }): void {
+export function checkSources(
+  sources: readonly string[],
+  o: { artifacts: boolean; what: string; extras?: readonly string[] },
+): void {
   if (sources.length === 0) throw new AppError(`${o.what}: no sets given`);
   if (new Set(sources).size !== sources.length) throw new AppError(`${o.what}: a set is named twice`);
   for (const s of sources) {
+    if (o.extras?.includes(s)) continue;
     const kind = sourceKind(s);
     if (kind === 'artifact' && !o.artifacts)
       throw new AppError(
@@ -57,16 +61,25 @@ export function checkSources(sources: readonly string[], o: { artifacts: boolean
       );
     if (kind === 'method' && !METHODS.some((m) => m.name === s))
       throw new AppError(
-        `${o.what}: unknown set '${s}': random, herding, a method (${METHODS.map((m) => m.name).join(', ')})${o.artifacts ? ' or an artifact directory' : ''}`,
+        `${o.what}: unknown set '${s}': ${[...(o.extras ?? []), 'random', 'herding'].join(', ')}, a method (${METHODS.map((m) => m.name).join(', ')})${o.artifacts ? ' or an artifact directory' : ''}`,
       );
   }
 }
 
 /** Random or herding: `ipc` real images of each class of `dataset`. */
-function selectedSet(kind: 'random' | 'herding', dataset: Dataset, ipc: number, gen: E.Generator, o: SetBuildOptions): StoredSet {
+function selectedSet(
+  kind: 'random' | 'herding',
+  dataset: Dataset,
+  ipc: number,
+  gen: E.Generator,
+  o: SetBuildOptions,
+): StoredSet {
   const feature =
     kind === 'herding'
-      ? trainFeatureNet(dataset, gen, { epochs: o.featureEpochs ?? 5, ...(o.model ? { model: o.model } : {}) })
+      ? trainFeatureNet(dataset, gen, {
+          epochs: o.featureEpochs ?? 5,
+          ...(o.model ? { model: o.model } : {}),
+        })
       : undefined;
   try {
     const split = dataset.gather(selectCoreset(kind, dataset, ipc, gen, feature));
@@ -94,7 +107,9 @@ export async function buildSet(
   if (kind === 'artifact') {
     const art = loadArtifact(source, dataset);
     if (art.meta.dataset.classes.length !== dataset.numClasses)
-      throw new AppError(`artifact ${source} has ${art.meta.dataset.classes.length} classes, ${dataset.name} has ${dataset.numClasses}`);
+      throw new AppError(
+        `artifact ${source} has ${art.meta.dataset.classes.length} classes, ${dataset.name} has ${dataset.numClasses}`,
+      );
     return { images: art.images, labels: art.labels, lr: art.lr, labelTargets: art.labelTargets };
   }
   const r = await distill(

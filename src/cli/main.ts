@@ -196,20 +196,39 @@ program
     'random,herding,dm',
   )
   .option('--ipc <n>', 'images per class of each proxy set', positiveInt, 10)
-  .option('--architectures <n>', "architectures drawn from the space (default 32; the DC space has 720)", positiveInt)
-  .option('--depths <list>', 'search space: depths; default 1,2,3,4 (the DC paper\'s)')
-  .option('--widths <list>', 'search space: widths; default 32,64,128,256 (the DC paper\'s) (--quick: 32,64)')
-  .option('--activations <list>', 'search space: AS (sigmoid), AR (ReLU), AL (leaky ReLU), ASW (swish); default AS,AR,AL (the DC paper\'s)')
-  .option('--norms <list>', 'search space: NN, BN, LN, IN, GN; default NN,BN,LN,IN,GN (the DC paper\'s)')
-  .option('--pools <list>', 'search space: NP, MP, AP; default NP,MP,AP (the DC paper\'s)')
+  .option(
+    '--architectures <n>',
+    'architectures drawn from the space (default 32; the DC space has 720)',
+    positiveInt,
+  )
+  .option('--depths <list>', "search space: depths; default 1,2,3,4 (the DC paper's)")
+  .option('--widths <list>', "search space: widths; default 32,64,128,256 (the DC paper's) (--quick: 32,64)")
+  .option(
+    '--activations <list>',
+    "search space: AS (sigmoid), AR (ReLU), AL (leaky ReLU), ASW (swish); default AS,AR,AL (the DC paper's)",
+  )
+  .option('--norms <list>', "search space: NN, BN, LN, IN, GN; default NN,BN,LN,IN,GN (the DC paper's)")
+  .option('--pools <list>', "search space: NP, MP, AP; default NP,MP,AP (the DC paper's)")
   .option('--proxy-epochs <n>', 'epochs on a proxy set (trains epochs 0..n)', nonNegativeInt, 199)
-  .option('--real-epochs <n>', 'epochs on real data for the ground truth (trains epochs 0..n; cached)', nonNegativeInt, 1)
-  .option('--real-per-class <n>', 'real images per class of the ground truth (default: the whole training part)', positiveInt)
+  .option(
+    '--real-epochs <n>',
+    'epochs on real data for the ground truth (trains epochs 0..n; cached)',
+    nonNegativeInt,
+    1,
+  )
+  .option(
+    '--real-per-class <n>',
+    'real images per class of the ground truth (default: the whole training part)',
+    positiveInt,
+  )
   .option('--val-per-class <n>', 'training images per class held out for validation', positiveInt, 100)
   .option('--iterations <n>', "distillation iterations (default: the method's quick preset)", positiveInt)
   .option('--precision <p>', 'float32 or bfloat16 training', 'float32')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
-  .option('--quick', '8 architectures of widths 32 and 64, 51 proxy epochs, 2 real epochs on 200 images per class (minutes)')
+  .option(
+    '--quick',
+    '8 architectures of widths 32 and 64, 51 proxy epochs, 2 real epochs on 200 images per class (minutes)',
+  )
   .option('--out <dir>', 'output directory', 'runs/nas')
   .action(async (o) => nasCommand(o));
 
@@ -221,7 +240,12 @@ program
   .option('--dataset <name>', 'dataset', 'mnist')
   .option('--targets <list>', 'real, random, herding and/or method names, comma-separated', 'real,random,dm')
   .option('--ipc <n>', 'images per class of the random and distilled sets', positiveInt, 10)
-  .option('--pool-per-class <n>', "real training images per class in the pool (half of them the target's members)", positiveInt, 200)
+  .option(
+    '--pool-per-class <n>',
+    "real training images per class in the pool (half of them the target's members)",
+    positiveInt,
+    200,
+  )
   .option('--shadows <n>', 'shadow pipelines per target for LiRA', positiveInt, 4)
   .option('--epochs <n>', 'epochs of every network (trains epochs 0..n)', nonNegativeInt, 99)
   .option('--no-augment', "train the networks without the dataset's DSA augmentation")
@@ -229,7 +253,10 @@ program
   .option('--iterations <n>', "distillation iterations (default: the method's quick preset)", positiveInt)
   .option('--precision <p>', 'float32 or bfloat16 training', 'float32')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
-  .option('--quick', '100 images per class in the pool, 2 shadows, 31 epochs, 50 distillation iterations (minutes)')
+  .option(
+    '--quick',
+    '100 images per class in the pool, 2 shadows, 31 epochs, 50 distillation iterations (minutes)',
+  )
   .option('--out <dir>', 'output directory', 'runs/privacy')
   .action(async (o) => privacyCommand(o));
 

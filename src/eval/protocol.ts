@@ -400,7 +400,9 @@ export function predictLogits(net: Network, state: NetState, images: E.Tensor, b
       parts.push(
         E.tidy(() =>
           net
-            .forward(state, images.narrow(0, start, Math.min(batchSize, images.size(0) - start)), { train: false })
+            .forward(state, images.narrow(0, start, Math.min(batchSize, images.size(0) - start)), {
+              train: false,
+            })
             .float()
             .keep(),
         ),

@@ -41,7 +41,9 @@ export function renderNasReport(r: NasResult): string {
           p.topK,
         )
           .map(([k, v]) => `top ${k}: ${v.toFixed(2)}`)
-          .join(', ')}</td><td>${esc(p.selected.spec)}</td><td>${pct(p.selected.realTest)}</td><td>${p.selected.realRank}</td><td>${(p.totalSeconds / 60).toFixed(1)}</td></tr>`,
+          .join(
+            ', ',
+          )}</td><td>${esc(p.selected.spec)}</td><td>${pct(p.selected.realTest)}</td><td>${p.selected.realRank}</td><td>${(p.totalSeconds / 60).toFixed(1)}</td></tr>`,
     )
     .join('\n');
   return `<!doctype html>

@@ -8,6 +8,8 @@ import { classSubset } from '../../src/data/dataset.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { ContinualError, continualLearning, seenTest, stagePlan } from '../../src/apps/continual.js';
 import { renderContinualReport } from '../../src/report/continual.js';
+import { writeFileAtomic } from '../../src/engine/files.js';
+import { openReport, withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 const data = writeSquaresFile({ classes: 4, perClass: 10 });
@@ -87,8 +89,21 @@ test('continual: two stages with random, herding and DM memories; distillation s
     );
   });
   const html = renderContinualReport(r);
-  assert.match(html, /<canvas id="stages"/);
   assert.match(html, /stage 2/);
+  const page = join(work, 'continual.html');
+  writeFileAtomic(page, html);
+  await withPage(async (tab, errors) => {
+    const charts = await openReport(tab, page);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      charts.stages.series.map((s) => [s.label, s.points]),
+      [
+        ['random', 2],
+        ['herding', 2],
+        ['dm', 2],
+      ],
+    );
+  });
 });
 
 test('continual: bad arguments are clear errors', async () => {

@@ -113,3 +113,59 @@ test('bad input: usage errors exit 2, missing data exits 1, both with one clear 
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--models <list>/);
 });
+
+test('nas and privacy: a tiny search from the command line; bad arguments exit 2 with the reason', () => {
+  const data = folderDataset();
+  const out = tempDir('cli-nas');
+  const env = { DISTILLERY_CACHE: tempDir('cli-nas-cache') };
+  const nas = cli(
+    [
+      'nas',
+      '--dataset',
+      data,
+      '--proxies',
+      'random,early-stopping',
+      '--ipc',
+      '1',
+      '--architectures',
+      '2',
+      '--depths',
+      '1',
+      '--widths',
+      '8',
+      '--activations',
+      'AR',
+      '--norms',
+      'IN,NN',
+      '--pools',
+      'AP',
+      '--proxy-epochs',
+      '1',
+      '--real-epochs',
+      '0',
+      '--val-per-class',
+      '1',
+      '--out',
+      out,
+    ],
+    env,
+  );
+  assert.equal(nas.status, 0, nas.stderr);
+  assert.match(nas.stdout, /\| random \| -?\d\.\d{3} \|/);
+  for (const f of ['nas.json', 'nas.html']) assert.ok(existsSync(join(out, f)), f);
+  const badWidth = cli(['nas', '--dataset', data, '--widths', '0', '--out', out], env);
+  assert.equal(badWidth.status, 2);
+  assert.match(badWidth.stderr, /--widths takes positive integers/);
+  const badProxy = cli(['nas', '--dataset', data, '--proxies', 'magic', '--out', out], env);
+  assert.equal(badProxy.status, 2);
+  assert.match(badProxy.stderr, /unknown set 'magic'/);
+  const badTarget = cli(['privacy', '--dataset', data, '--targets', 'real,magic', '--out', out], env);
+  assert.equal(badTarget.status, 2);
+  assert.match(badTarget.stderr, /privacy --targets: unknown set 'magic'/);
+  const badPool = cli(['privacy', '--dataset', data, '--pool-per-class', '99', '--out', out], env);
+  assert.equal(badPool.status, 2);
+  assert.match(badPool.stderr, /--pool-per-class must be between 2 and 5/);
+  const badStages = cli(['continual', '--dataset', data, '--stages', '3', '--out', out], env);
+  assert.equal(badStages.status, 2);
+  assert.match(badStages.stderr, /--stages must be between 1 and the 2 classes/);
+});

@@ -11,6 +11,7 @@ import { cellRunDir, readResults, runStudy } from '../../src/study/runner.js';
 import { renderReport } from '../../src/report/html.js';
 import { renderStudyReport } from '../../src/report/study.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
+import { withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 test('study file: bad input is a clear error naming the problem', () => {
@@ -175,24 +176,7 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
     !/https?:\/\/[^"']*\.(js|css)/.test(html.replace(/<script>[\s\S]*?<\/script>/g, '')),
     'no remote assets',
   );
-  const { launch } = await import('puppeteer-core');
-  const browser = await launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    // Containers (CI) often have a small /dev/shm and no user namespaces: neither is needed here.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--allow-file-access-from-files'],
-  });
-  try {
-    const tab = await browser.newPage();
-    const errors: string[] = [];
-    tab.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    tab.on('pageerror', (e) => errors.push(String(e)));
-    tab.on('request', (r) => {
-      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) errors.push(`fetched ${r.url()}`);
-    });
-    await tab.setViewport({ width: 1280, height: 900 });
+  await withPage(async (tab, errors) => {
     await tab.goto(`file://${page}`, { waitUntil: 'load' });
     assert.deepEqual(errors, [], 'no console errors, no network');
     const charts = (await tab.evaluate('window.distilleryCharts')) as Record<
@@ -253,21 +237,5 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
       'one loss point per iteration',
     );
     await tab.screenshot({ path: join(out, 'run-report.png'), fullPage: true });
-  } finally {
-    await browser.close();
-  }
+  });
 });
-
-function chromiumPath(): string {
-  for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH ?? ''])
-    if (p && statSyncSafe(p)) return p;
-  throw new Error('the report test needs chromium: `apt-get install chromium` (install.sh does this)');
-}
-
-function statSyncSafe(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}

@@ -65,7 +65,9 @@ function datasetFor(name: string, proxies: string[]) {
       throw new UsageError(`artifact for ${a.meta.dataset.name} given, but --dataset is ${name}`);
   const prep = preps[0]?.preprocessing;
   if (preps.some((a) => !a.preprocessing.equals(prep!)))
-    throw new UsageError('the artifacts among --proxies were made with different preprocessing; rank them separately');
+    throw new UsageError(
+      'the artifacts among --proxies were made with different preprocessing; rank them separately',
+    );
   for (const a of preps) for (const t of [a.images, a.labels, a.labelTargets]) t?.dispose();
   return loadDataset(name, prep ? { preprocessing: prep } : {});
 }
@@ -112,7 +114,9 @@ export async function nasCommand(o: NasCommandOptions): Promise<void> {
     writeFileAtomic(join(o.out, 'nas.json'), JSON.stringify(r, null, 2) + '\n');
     writeFileAtomic(join(o.out, 'nas.html'), renderNasReport(r));
     console.log('');
-    console.log(`real best: ${r.best.spec} (test ${pct(r.best.realTest)}%), real training ${duration(r.realSeconds)}`);
+    console.log(
+      `real best: ${r.best.spec} (test ${pct(r.best.realTest)}%), real training ${duration(r.realSeconds)}`,
+    );
     console.log('| proxy | Spearman | Kendall | picks | its real test | real rank | time |');
     console.log('|---|---:|---:|---|---:|---:|---:|');
     for (const [name, p] of Object.entries(r.proxies))

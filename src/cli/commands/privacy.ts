@@ -66,7 +66,9 @@ export async function privacyCommand(o: PrivacyCommandOptions): Promise<void> {
     writeFileAtomic(join(o.out, 'privacy.html'), renderPrivacyReport(r));
     console.log('');
     console.log(`${r.members} members, ${r.nonMembers} non-members; AUC 0.5 is chance`);
-    console.log('| target | images | test acc | loss AUC | loss TPR@1% | LiRA AUC | LiRA TPR@1% | LiRA TPR@0.1% |');
+    console.log(
+      '| target | images | test acc | loss AUC | loss TPR@1% | LiRA AUC | LiRA TPR@1% | LiRA TPR@0.1% |',
+    );
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const [name, t] of Object.entries(r.targets)) {
       const { loss, lira } = t.attacks;
