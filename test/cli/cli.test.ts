@@ -165,7 +165,7 @@ test('nas and privacy: a tiny search from the command line; bad arguments exit 2
   const badPool = cli(['privacy', '--dataset', data, '--pool-per-class', '99', '--out', out], env);
   assert.equal(badPool.status, 2);
   assert.match(badPool.stderr, /--pool-per-class must be between 2 and 5/);
-  const badStages = cli(['continual', '--dataset', data, '--stages', '3', '--out', out], env);
+  const badStages = cli(['continual', '--dataset', data, '--ipc', '1', '--stages', '3', '--out', out], env);
   assert.equal(badStages.status, 2);
   assert.match(badStages.stderr, /--stages must be between 1 and the 2 classes/);
 });
