@@ -274,6 +274,90 @@ test("experts on 2 ranks (expert i on rank i mod 2) equal one process's, file fo
     }
 });
 
+test('mtt (adjoint) on 2 ranks (each student minibatch split) equals the single process; unrolled is refused', async () => {
+  const experts = join(tempDir('dp-experts'), 'x');
+  const trained = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      'experts',
+      '--dataset',
+      data,
+      '--model',
+      'ConvNetW8',
+      '--experts',
+      '1',
+      '--epochs',
+      '3',
+      '--out',
+      experts,
+    ],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } },
+  );
+  assert.equal(trained.status, 0, trained.stderr);
+  const args = (out: string, gradient = 'adjoint') =>
+    [
+      'distill',
+      '--dataset',
+      data,
+      '--method',
+      'mtt',
+      '--ipc',
+      '3',
+      '--model',
+      'ConvNetW8',
+      '--iterations',
+      '3',
+      '--eval-runs',
+      '0',
+      '--out',
+      out,
+      '--experts',
+      experts,
+      '--lr',
+      '100',
+      ...['methodConfig.gradient=' + gradient, 'methodConfig.synSteps=3', 'methodConfig.expertEpochs=1'],
+      ...['methodConfig.maxStartEpoch=2', 'methodConfig.batchSyn=5', 'baselines=false'],
+    ].flatMap((a) => (a.includes('=') && !a.startsWith('--') ? ['--set', a] : [a]));
+  const one = join(tempDir('mtt-1'), 'run');
+  const two = join(tempDir('mtt-2'), 'run');
+  const single = spawnSync(process.execPath, [CLI, ...args(one)], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  assert.equal(single.status, 0, single.stderr);
+  const err: string[] = [];
+  const status = await launch(args(two), { nproc: 2, threads: 1, out: () => {}, err: (l) => err.push(l) });
+  assert.equal(status, 0, err.join('\n'));
+  const load = (run: string) => E.loadSafetensors(join(run, 'artifact', 'synthetic.safetensors')).tensors;
+  const [a, b] = [load(one), load(two)];
+  const start = E.loadSafetensors(join(one, 'checkpoint.safetensors')).tensors;
+  assert.ok(start, 'the single run checkpointed');
+  const diff = a.images.sub(b.images).abs().max().item();
+  assert.ok(diff <= 1e-5 * Math.max(1, a.images.abs().max().item()), `images differ by ${diff}`);
+  assert.ok(Math.abs(a.lr.item() - b.lr.item()) <= 1e-6 * Math.abs(a.lr.item()), 'the same learned lr');
+  const losses = (run: string) =>
+    readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { loss?: number }).loss)
+      .filter((x): x is number => typeof x === 'number');
+  const [l1, l2] = [losses(one), losses(two)];
+  assert.equal(l2.length, 3);
+  l1.forEach((x, i) =>
+    assert.ok(x > 0 && Math.abs(x - l2[i]) <= 1e-5 * x, `iteration ${i + 1}: ${x} vs ${l2[i]}`),
+  );
+  const refused: string[] = [];
+  const unrolled = await launch(args(join(tempDir('mtt-u'), 'run'), 'unrolled'), {
+    nproc: 2,
+    threads: 1,
+    out: () => {},
+    err: (l) => refused.push(l),
+  });
+  assert.notEqual(unrolled, 0);
+  assert.match(refused.join('\n'), /mtt runs data-parallel with methodConfig.gradient=adjoint/);
+});
+
 test('a method that does not run data-parallel is refused for several processes', async () => {
   const world = {
     rank: 0,
@@ -291,6 +375,6 @@ test('a method that does not run data-parallel is refused for several processes'
   });
   await assert.rejects(
     () => new Distiller(config, new RunDir(join(tempDir('dc-dp'), 'run'))).run({ resume: false, world }),
-    /kip does not run data-parallel \(methods that do: dc, dsa, dm, m3d\); run it as one process/,
+    /kip does not run data-parallel \(methods that do: (?=[^)]*\bmtt\b)(?=[^)]*\bdm\b)[^)]*\); run it as one process/,
   );
 });

@@ -34,7 +34,8 @@ import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import type { Dataset } from '../../data/dataset.js';
 import { createNetwork, unflattenParams, type Network, type ParamLayout } from '../../models/index.js';
 import { ExpertSet } from '../experts.js';
-import type { Method, MethodContext, StepResult } from '../method.js';
+import type { Collective, Method, MethodContext, StepResult } from '../method.js';
+import { reduceGradients, sharedWorld } from '../dataparallel.js';
 import { registerMethod } from '../registry.js';
 
 export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
@@ -172,6 +173,13 @@ export interface TrajectoryProblem {
   lr: E.Tensor;
   steps: StudentStep[];
   dsa: DSA | null;
+  /**
+   * Data parallel (several ranks): each rank computes its part of every student minibatch (a contiguous
+   * slice, as DataParallel splits it), the step gradients and Hessian-vector products are summed over
+   * the ranks, so every rank follows the same student trajectory; the images' gradients stay per rank
+   * (the caller sums them). Only the adjoint gradient supports it.
+   */
+  world?: Collective | null;
 }
 
 export interface TrajectoryGradients {
@@ -180,11 +188,38 @@ export interface TrajectoryGradients {
   grads: E.Tensor[];
 }
 
+/** This rank's contiguous slice of a minibatch of n images: [start, end). */
+export function rankSlice(n: number, world: Collective): { start: number; end: number } {
+  return {
+    start: Math.floor((world.rank * n) / world.worldSize),
+    end: Math.floor(((world.rank + 1) * n) / world.worldSize),
+  };
+}
+
+/**
+ * The student's cross-entropy on one step's minibatch; with a world, on this rank's slice, scaled by
+ * its share of the batch so that the sum over the ranks is the minibatch mean.
+ */
 function studentLoss(p: TrajectoryProblem, theta: E.Tensor, step: StudentStep): E.Tensor {
-  let x = p.images.indexSelect(0, step.indices);
-  if (p.dsa && step.draws) x = p.dsa.apply(x, step.draws, new Array<number>(step.draws.length).fill(1));
+  let indices = step.indices;
+  let draws = step.draws;
+  const n = step.indices.size(0);
+  const part = p.world ? rankSlice(n, p.world) : { start: 0, end: n };
+  if (p.world) {
+    indices = indices.narrow(0, part.start, part.end - part.start);
+    draws = draws && draws.slice(part.start, part.end);
+  }
+  let x = p.images.indexSelect(0, indices);
+  if (p.dsa && draws) x = p.dsa.apply(x, draws, new Array<number>(draws.length).fill(1));
   const logits = p.net.forward(unflattenParams(theta, p.layout), x, { train: true });
-  return E.nn.crossEntropy(logits, p.labels.indexSelect(0, step.indices));
+  const loss = E.nn.crossEntropy(logits, p.labels.indexSelect(0, indices));
+  return p.world ? loss.mul((part.end - part.start) / n) : loss;
+}
+
+/** Sums a step's gradient (or Hessian-vector product) over the ranks, in place. */
+function sumOverRanks(p: TrajectoryProblem, t: E.Tensor): E.Tensor {
+  if (p.world) p.world.allReduce([t]);
+  return t;
 }
 
 function distanceScale(p: TrajectoryProblem): E.Tensor {
@@ -227,7 +262,7 @@ function studentForward(p: TrajectoryProblem): { thetas: E.Tensor[]; gradSum: E.
     const theta = thetas[thetas.length - 1];
     const { next, sum } = E.tidy(() => {
       const leaf = theta.detach().requiresGrad_();
-      const [g] = E.grad(studentLoss(constants, leaf, step), [leaf]);
+      const g = sumOverRanks(p, E.grad(studentLoss(constants, leaf, step), [leaf])[0].contiguous());
       return { next: theta.sub(g.mul(lr)), sum: gradSum.add(g) };
     });
     gradSum.dispose();
@@ -288,7 +323,9 @@ export function adjointGradients(p: TrajectoryProblem, wrt: E.Tensor[]): Traject
           const r = rest[k++];
           return r ? r.mul(lr).neg() : null;
         });
-        return { next: hvp ? lam.sub(hvp.mul(lr)) : lam.clone(), parts };
+        // The step's Hessian is the sum of every rank's slice: sum the products before using them.
+        const h = hvp ? sumOverRanks(p, hvp.contiguous()) : null;
+        return { next: h ? lam.sub(h.mul(lr)) : lam.clone(), parts };
       });
       sums = accumulate(sums, parts);
       lam.dispose();
@@ -490,6 +527,8 @@ export function trajectoryMatching(o: {
     family: 'parameter matching',
     subFamily: 'multi step: trajectory matching',
     summary: o.summary,
+    // With the adjoint gradient (step() refuses the others for several ranks).
+    dataParallel: true,
     needs: o.flatExperts
       ? 'expert trajectories trained with GSAM (`distillery experts --optimizer gsam`, then methodConfig.experts=<dir>)'
       : 'expert trajectories (`distillery experts`, then methodConfig.experts=<dir>)',
@@ -541,10 +580,19 @@ export function trajectoryMatching(o: {
     step(ctx: MethodContext, config: TrajectoryConfig): StepResult {
       if (!ctx.synthetic.lr)
         throw new Error(`${o.name}: the synthetic set has no learnable learning rate (init was not run)`);
+      const world = sharedWorld(ctx.world);
+      if (world && config.gradient !== 'adjoint')
+        throw new Error(
+          `${o.name} runs data-parallel with methodConfig.gradient=adjoint (the same gradient, the student's minibatches split over the ranks); '${config.gradient}' would need a differentiable all-reduce`,
+        );
       return E.tidy(() => {
-        const problem = iterationProblem(ctx, config);
+        const problem = { ...iterationProblem(ctx, config), world };
         // Every learnable tensor of the set (images, decoder, label logits, lr), one optimizer group each.
-        const { loss, grads } = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
+        const local = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
+        // Several ranks: each holds its slices' share of the gradients; every rank computed the same loss.
+        const { loss, grads } = world
+          ? reduceGradients(world, local.grads, ctx.synthetic.learnable, local.loss / world.worldSize)
+          : local;
         // DATM skips every update of an iteration whose loss is above the threshold (finite losses only:
         // a NaN still reaches update(), which stops the run).
         if (config.lossThreshold !== null && loss > config.lossThreshold) grads.forEach((g) => g?.dispose());
