@@ -166,8 +166,11 @@ const distillArgs = (method: string, out: string, evalRuns = 0) => [
   out,
   '--set',
   'methodConfig.batchReal=6',
-  '--set',
-  'methodConfig.realDtype=float32',
+  // CAFE: 2 image updates per iteration with one epoch of training on the set between them.
+  ...(method === 'cafe'
+    ? ['methodConfig.maxImageSteps=2', 'methodConfig.maxNetEpochs=1', 'methodConfig.probePerClass=2']
+    : ['methodConfig.realDtype=float32']
+  ).flatMap((a) => ['--set', a]),
   '--set',
   'checkpointEvery=1',
   '--set',
@@ -182,7 +185,7 @@ function finalScores(run: string): unknown {
   return (JSON.parse(lines[lines.length - 1]) as { eval?: unknown }).eval;
 }
 
-for (const method of ['dm', 'm3d', 'dc'])
+for (const method of ['dm', 'm3d', 'dc', 'cafe'])
   test(`${method} on 2 ranks (each matches its classes' real images) equals the single process`, async () => {
     const one = join(tempDir(`${method}-1`), 'run');
     const two = join(tempDir(`${method}-2`), 'run');

@@ -21,6 +21,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { myClasses, reduceGradients, sharedWorld } from '../dataparallel.js';
 import { registerMethod } from '../registry.js';
 
 const schema = z
@@ -85,10 +86,22 @@ const schema = z
 
 export type CAFEConfig = z.infer<typeof schema>;
 
-/** sum_c || mean_j a_c,j - mean_j b_c,j ||^2 over class-ordered rows (criterion_middle). */
-function classMeanDistance(real: E.Tensor, syn: E.Tensor, classes: number): E.Tensor {
-  const mean = (x: E.Tensor) => x.reshape(classes, x.size(0) / classes, -1).mean(1);
-  return mean(real).sub(mean(syn)).square().sum();
+/** Per-class means of class-ordered rows: [classes, features]. */
+function classMeans(x: E.Tensor, classes: number): E.Tensor {
+  return x.reshape(classes, x.size(0) / classes, -1).mean(1);
+}
+
+/**
+ * sum_c || mean_j a_c,j - mean_j b_c,j ||^2 over class-ordered rows (criterion_middle); `real` holds
+ * the classes `pick` names (all of them when null), `syn` every class.
+ */
+function classMeanDistance(real: E.Tensor, syn: E.Tensor, classes: number, pick: E.Tensor | null): E.Tensor {
+  const synMeans = classMeans(syn, classes);
+  const realMeans = classMeans(real, pick ? pick.size(0) : classes);
+  return realMeans
+    .sub(pick ? synMeans.indexSelect(0, pick) : synMeans)
+    .square()
+    .sum();
 }
 
 export interface CAFEProblem {
@@ -98,21 +111,31 @@ export interface CAFEProblem {
   /** Real images in class order (the same number per class), with their labels. */
   real: E.Tensor;
   realLabels: E.Tensor;
+  /**
+   * The classes of `real`, in order, when it holds only some (a data-parallel rank's share: the loss
+   * is then that share of the sum over classes); default all.
+   */
+  realClasses?: number[];
   /** Synthetic images in class order (differentiable). */
   syn: E.Tensor;
   weights: readonly number[];
   innerWeight: number;
-  /** One Siamese DSA draw per class, shared by its real and synthetic images, or null. */
+  /** One Siamese DSA draw per class (every class), shared by its real and synthetic images, or null. */
   draws: SegmentParams[] | null;
   dsa: DSA | null;
 }
 
 /** CAFE's loss (the parts that depend on the synthetic images), differentiable in syn. */
 export function cafeLoss(p: CAFEProblem): E.Tensor {
-  const perClass = (x: E.Tensor) => new Array<number>(p.classes).fill(x.size(0) / p.classes);
-  const aug = (x: E.Tensor) => (p.draws && p.dsa ? p.dsa.apply(x, p.draws, perClass(x)) : x);
-  const realFeatures = E.noGrad(() => p.net.blockFeatures(p.state, aug(p.real), { train: true }));
-  const synFeatures = p.net.blockFeatures(p.state, aug(p.syn), { train: true });
+  const realClasses = p.realClasses ?? null;
+  const pick = realClasses && E.tensor(Int32Array.from(realClasses)).long();
+  const aug = (x: E.Tensor, draws: SegmentParams[] | null) =>
+    draws && p.dsa
+      ? p.dsa.apply(x, draws, new Array<number>(draws.length).fill(x.size(0) / draws.length))
+      : x;
+  const realDraws = p.draws && realClasses ? realClasses.map((c) => p.draws![c]) : p.draws;
+  const realFeatures = E.noGrad(() => p.net.blockFeatures(p.state, aug(p.real, realDraws), { train: true }));
+  const synFeatures = p.net.blockFeatures(p.state, aug(p.syn, p.draws), { train: true });
   if (p.weights.length !== synFeatures.length)
     throw new Error(
       `cafe: methodConfig.layerWeights has ${p.weights.length} weights, but ${p.net.spec} gives ${synFeatures.length} features (one per block and the embedding)`,
@@ -120,14 +143,14 @@ export function cafeLoss(p: CAFEProblem): E.Tensor {
   const realEmbedding = realFeatures[realFeatures.length - 1];
   const synEmbedding = synFeatures[synFeatures.length - 1];
   // The discrimination: real embeddings classified by raw dot products with the synthetic centres ...
-  const centres = synEmbedding.reshape(p.classes, synEmbedding.size(0) / p.classes, -1).mean(1);
+  const centres = classMeans(synEmbedding, p.classes);
   const logits = realEmbedding.matmul(centres.t());
   let loss = E.nn.crossEntropy(logits, p.realLabels, { reduction: 'sum' }).mul(p.innerWeight);
   // ... f5's class-mean term (criterion_middle on the embedding, equal to the last map's term) ...
-  loss = loss.add(classMeanDistance(realEmbedding, synEmbedding, p.classes));
+  loss = loss.add(classMeanDistance(realEmbedding, synEmbedding, p.classes, pick));
   // ... and the weighted alignment of every feature.
   for (let l = 0; l < synFeatures.length; l++)
-    loss = loss.add(classMeanDistance(realFeatures[l], synFeatures[l], p.classes).mul(p.weights[l]));
+    loss = loss.add(classMeanDistance(realFeatures[l], synFeatures[l], p.classes, pick).mul(p.weights[l]));
   return loss;
 }
 
@@ -196,11 +219,20 @@ export const cafe: Method<CAFEConfig> = registerMethod({
   },
   // The synthetic labels only enter the network's training on S, never the image gradient.
   labelGradients: false,
+  dataParallel: true,
 
   step(ctx: MethodContext, config: CAFEConfig): StepResult {
     const { dataset, synthetic, gen, model } = ctx;
     const k = dataset.numClasses;
     const net = createNetwork(model, dataset.imageShape, k);
+    const world = sharedWorld(ctx.world);
+    if (world && net.hasBatchNorm)
+      throw new Error(
+        `${model} has batch norm, whose statistics mix the classes that data parallelism splits; use a model without it (ConvNet) or one process`,
+      );
+    // Several ranks: rank r aligns the real images of its classes (c mod size = r); the rest (the
+    // network, its training on S, the probes) is replicated from the same stream on every rank.
+    const mine = myClasses(k, world);
     const state = net.init(gen);
     const params = [...state.params.values()].map((p) => p.requiresGrad_());
     const opt = new E.SGD(params, { lr: config.lrNet });
@@ -212,22 +244,35 @@ export const cafe: Method<CAFEConfig> = registerMethod({
     try {
       while (steps < config.maxImageSteps) {
         total += E.tidy(() => {
-          const real = dataset.gather(dataset.sampleIndices(batchReal, gen));
-          const loss = cafeLoss({
-            net,
-            state,
-            classes: k,
-            real: real.images,
-            realLabels: real.labels,
-            syn: synthetic.decode().images,
-            weights: config.layerWeights,
-            innerWeight: config.innerWeight,
-            draws: dsa?.sample(k, gen) ?? null,
-            dsa,
-          });
-          const value = loss.item();
-          ctx.update(E.grad(loss, synthetic.learnable, { allowUnused: true }), value);
-          return value;
+          const indices = dataset.sampleIndices(batchReal, gen);
+          const draws = dsa?.sample(k, gen) ?? null;
+          let grads: (E.Tensor | null)[] = synthetic.learnable.map(() => null);
+          let value = 0;
+          if (mine.length > 0) {
+            const real = dataset.gather(
+              mine.flatMap((c) => indices.slice(c * batchReal, (c + 1) * batchReal)),
+            );
+            const loss = cafeLoss({
+              net,
+              state,
+              classes: k,
+              real: real.images,
+              realLabels: real.labels,
+              ...(world ? { realClasses: mine } : {}),
+              syn: synthetic.decode().images,
+              weights: config.layerWeights,
+              innerWeight: config.innerWeight,
+              draws,
+              dsa,
+            });
+            value = loss.item();
+            grads = E.grad(loss, synthetic.learnable, { allowUnused: true });
+          }
+          const shared = world
+            ? reduceGradients(world, grads, synthetic.learnable, value)
+            : { grads, loss: value };
+          ctx.update(shared.grads, shared.loss);
+          return shared.loss;
         });
         steps++;
         outer.push(probe(net, state, dataset, config.probePerClass, gen));
