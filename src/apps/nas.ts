@@ -301,7 +301,31 @@ export async function architectureSearch(dataset: Dataset, o: NasOptions): Promi
   }
 }
 
-/** Trains every architecture on one proxy and ranks them. */
+/** Trains every architecture of the space on `train` and ranks them against the truth. */
+function trainSpace(
+  name: string,
+  dataset: Dataset,
+  train: TrainSet,
+  val: Split,
+  truth: ArchitectureTruth[],
+  o: NasOptions,
+  protocol: Protocol,
+  log: (line: string) => void,
+): ProxyResult {
+  const accuracies: number[] = [];
+  const seconds: number[] = [];
+  o.space.forEach((spec, i) => {
+    const r = trainArchitecture(spec, i, dataset, train, val, protocol, o.seed);
+    accuracies.push(r.val);
+    seconds.push(r.seconds);
+    log(
+      `${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`,
+    );
+  });
+  return rankAgainstTruth(truth, accuracies, seconds, train.images.size(0));
+}
+
+/** Builds one proxy set, trains every architecture on it and ranks them. */
 async function rankWithProxy(
   name: string,
   index: number,
@@ -325,17 +349,7 @@ async function rankWithProxy(
   });
   const { own, created } = storedTrainSets(set);
   try {
-    const val_: number[] = [];
-    const seconds: number[] = [];
-    o.space.forEach((spec, i) => {
-      const r = trainArchitecture(spec, i, dataset, own, val, protocol, o.seed);
-      val_.push(r.val);
-      seconds.push(r.seconds);
-      log(
-        `${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`,
-      );
-    });
-    return rankAgainstTruth(truth, val_, seconds, own.images.size(0));
+    return trainSpace(name, dataset, own, val, truth, o, protocol, log);
   } finally {
     for (const t of created) t.dispose();
     disposeSet(set);
@@ -368,14 +382,7 @@ function earlyStopping(
   const p: Protocol = { ...protocol, augment: 'none', epochs: 0 };
   log(`early-stopping: ${Math.ceil(take / protocol.batchSize)} steps on ${take} real training images`);
   try {
-    const val_: number[] = [];
-    const seconds: number[] = [];
-    o.space.forEach((spec, i) => {
-      const r = trainArchitecture(spec, i, dataset, real, val, p, o.seed);
-      val_.push(r.val);
-      seconds.push(r.seconds);
-    });
-    return rankAgainstTruth(truth, val_, seconds, take);
+    return trainSpace('early-stopping', dataset, real, val, truth, o, p, log);
   } finally {
     for (const t of [real.images, real.labels]) t.dispose();
   }

@@ -179,6 +179,29 @@ const distillArgs = (method: string, out: string, evalRuns = 0) => [
   ...(method === 'dc' ? ['--set', 'methodConfig.outerLoop=2', '--set', 'methodConfig.innerLoop=1'] : []),
 ];
 
+/**
+ * The run `two` (several ranks) equals `one` (one process): images within 1e-5 (relative to their
+ * scale), and the same positive loss at each of its `iterations` (the matching did something).
+ */
+function assertSameRun(one: string, two: string, iterations: number): void {
+  const images = (run: string) =>
+    E.loadSafetensors(join(run, 'artifact', 'synthetic.safetensors')).tensors.images;
+  const [a, b] = [images(one), images(two)];
+  const diff = a.sub(b).abs().max().item();
+  assert.ok(diff <= 1e-5 * Math.max(1, a.abs().max().item()), `images differ by ${diff}`);
+  const losses = (run: string) =>
+    readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { loss?: number }).loss)
+      .filter((x): x is number => typeof x === 'number');
+  const [l1, l2] = [losses(one), losses(two)];
+  assert.equal(l2.length, iterations);
+  l1.forEach((x, i) =>
+    assert.ok(x > 0 && Math.abs(x - l2[i]) <= 1e-5 * x, `iteration ${i + 1}: ${x} vs ${l2[i]}`),
+  );
+}
+
 /** The final evaluation rank 0 (or the single process) logged. */
 function finalScores(run: string): unknown {
   const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n');
@@ -205,23 +228,8 @@ for (const method of ['dm', 'm3d', 'dc', 'cafe'])
       err: (l) => err.push(l),
     });
     assert.equal(status, 0, err.join('\n'));
-    const a = E.loadSafetensors(join(one, 'artifact', 'synthetic.safetensors')).tensors.images;
-    const b = E.loadSafetensors(join(two, 'artifact', 'synthetic.safetensors')).tensors.images;
-    const diff = a.sub(b).abs().max().item();
-    assert.ok(diff <= 1e-5 * Math.max(1, a.abs().max().item()), `images differ by ${diff}`);
+    assertSameRun(one, two, 3);
     if (runs) assert.deepEqual(finalScores(two), finalScores(one), 'the same networks, the same accuracies');
-    // The matching did something, and both runs saw the same losses (summed over the ranks).
-    const losses = (run: string) =>
-      readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => (JSON.parse(l) as { loss?: number }).loss)
-        .filter((x): x is number => typeof x === 'number');
-    const [l1, l2] = [losses(one), losses(two)];
-    assert.equal(l2.length, 3);
-    l1.forEach((x, i) =>
-      assert.ok(x > 0 && Math.abs(x - l2[i]) <= 1e-5 * x, `iteration ${i + 1}: ${x} vs ${l2[i]}`),
-    );
     // Rank 0 alone wrote the run: one run.json recording the world size.
     assert.equal((new RunDir(two).readRecord() as { worldSize?: number }).worldSize, 2);
     if (method === 'dm') {
@@ -332,24 +340,10 @@ test('mtt (adjoint) on 2 ranks (each student minibatch split) equals the single 
   const err: string[] = [];
   const status = await launch(args(two), { nproc: 2, threads: 1, out: () => {}, err: (l) => err.push(l) });
   assert.equal(status, 0, err.join('\n'));
-  const load = (run: string) => E.loadSafetensors(join(run, 'artifact', 'synthetic.safetensors')).tensors;
-  const [a, b] = [load(one), load(two)];
-  const start = E.loadSafetensors(join(one, 'checkpoint.safetensors')).tensors;
-  assert.ok(start, 'the single run checkpointed');
-  const diff = a.images.sub(b.images).abs().max().item();
-  assert.ok(diff <= 1e-5 * Math.max(1, a.images.abs().max().item()), `images differ by ${diff}`);
-  assert.ok(Math.abs(a.lr.item() - b.lr.item()) <= 1e-6 * Math.abs(a.lr.item()), 'the same learned lr');
-  const losses = (run: string) =>
-    readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => (JSON.parse(l) as { loss?: number }).loss)
-      .filter((x): x is number => typeof x === 'number');
-  const [l1, l2] = [losses(one), losses(two)];
-  assert.equal(l2.length, 3);
-  l1.forEach((x, i) =>
-    assert.ok(x > 0 && Math.abs(x - l2[i]) <= 1e-5 * x, `iteration ${i + 1}: ${x} vs ${l2[i]}`),
-  );
+  assertSameRun(one, two, 3);
+  const lr = (run: string) =>
+    E.loadSafetensors(join(run, 'artifact', 'synthetic.safetensors')).tensors.lr.item();
+  assert.ok(Math.abs(lr(one) - lr(two)) <= 1e-6 * Math.abs(lr(one)), 'the same learned lr');
   const refused: string[] = [];
   const unrolled = await launch(args(join(tempDir('mtt-u'), 'run'), 'unrolled'), {
     nproc: 2,
