@@ -277,8 +277,9 @@ export async function architectureSearch(dataset: Dataset, o: NasOptions): Promi
     const truth = groundTruth(dataset, trainPart, val, o, realProtocol, log);
     const bestIndex = argmax(truth.map((a) => a.val));
     const proxies: Record<string, ProxyResult> = {};
+    const search: Search = { dataset, trainPart, val, truth, o, log };
     for (const [p, name] of o.proxies.entries()) {
-      proxies[name] = await rankWithProxy(name, p, dataset, trainPart, val, truth, o, proxyProtocol, log);
+      proxies[name] = await rankWithProxy(search, name, p, proxyProtocol);
       const r = proxies[name];
       log(
         `${name}: Spearman ${r.spearman.toFixed(3)}, picks ${r.selected.spec} (real test ${(100 * r.selected.realTest).toFixed(2)}%, real rank ${r.selected.realRank})`,
@@ -301,16 +302,23 @@ export async function architectureSearch(dataset: Dataset, o: NasOptions): Promi
   }
 }
 
+/** What every proxy of one search shares. */
+interface Search {
+  dataset: Dataset;
+  /** The training split without the validation images. */
+  trainPart: Dataset;
+  val: Split;
+  truth: ArchitectureTruth[];
+  o: NasOptions;
+  log: (line: string) => void;
+}
+
 /** Trains every architecture of the space on `train` and ranks them against the truth. */
 function trainSpace(
+  { dataset, val, truth, o, log }: Search,
   name: string,
-  dataset: Dataset,
   train: TrainSet,
-  val: Split,
-  truth: ArchitectureTruth[],
-  o: NasOptions,
   protocol: Protocol,
-  log: (line: string) => void,
 ): ProxyResult {
   const accuracies: number[] = [];
   const seconds: number[] = [];
@@ -327,17 +335,13 @@ function trainSpace(
 
 /** Builds one proxy set, trains every architecture on it and ranks them. */
 async function rankWithProxy(
+  search: Search,
   name: string,
   index: number,
-  dataset: Dataset,
-  trainPart: Dataset,
-  val: Split,
-  truth: ArchitectureTruth[],
-  o: NasOptions,
   protocol: Protocol,
-  log: (line: string) => void,
 ): Promise<ProxyResult> {
-  if (name === 'early-stopping') return earlyStopping(dataset, trainPart, val, truth, o, protocol, log);
+  const { trainPart, o, log } = search;
+  if (name === 'early-stopping') return earlyStopping(search, protocol);
   if (sourceKind(name) === 'artifact')
     log(
       `${name}: an artifact distilled elsewhere may have seen the validation images; a method name distils from the training part only`,
@@ -349,7 +353,7 @@ async function rankWithProxy(
   });
   const { own, created } = storedTrainSets(set);
   try {
-    return trainSpace(name, dataset, own, val, truth, o, protocol, log);
+    return trainSpace(search, name, own, protocol);
   } finally {
     for (const t of created) t.dispose();
     disposeSet(set);
@@ -361,15 +365,8 @@ async function rankWithProxy(
  * augmentation, as the ground truth) stopped after as many SGD steps as a proxy of `ipc` images per
  * class takes: one pass over steps x batch random real images (all of them if fewer).
  */
-function earlyStopping(
-  dataset: Dataset,
-  trainPart: Dataset,
-  val: Split,
-  truth: ArchitectureTruth[],
-  o: NasOptions,
-  protocol: Protocol,
-  log: (line: string) => void,
-): ProxyResult {
+function earlyStopping(search: Search, protocol: Protocol): ProxyResult {
+  const { dataset, trainPart, o, log } = search;
   const steps = (o.proxyEpochs + 1) * Math.ceil((o.ipc * dataset.numClasses) / protocol.batchSize);
   const n = trainPart.train.images.size(0);
   const take = Math.min(n, steps * protocol.batchSize);
@@ -382,7 +379,7 @@ function earlyStopping(
   const p: Protocol = { ...protocol, augment: 'none', epochs: 0 };
   log(`early-stopping: ${Math.ceil(take / protocol.batchSize)} steps on ${take} real training images`);
   try {
-    return trainSpace('early-stopping', dataset, real, val, truth, o, p, log);
+    return trainSpace(search, 'early-stopping', real, p);
   } finally {
     for (const t of [real.images, real.labels]) t.dispose();
   }
