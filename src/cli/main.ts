@@ -7,14 +7,12 @@ import { datasetsCommand } from './commands/datasets.js';
 import { distillCommand } from './commands/distill.js';
 import { methodCommand, methodsCommand } from './commands/methods.js';
 import { showCommand } from './commands/show.js';
-import { renderReport } from '../report/html.js';
-import { renderStudyReport } from '../report/study.js';
+import { renderDirectory } from '../report/directory.js';
 import { studyCommand } from './commands/study.js';
 import { launch } from './commands/launch.js';
 import { continualCommand } from './commands/continual.js';
 import { nasCommand } from './commands/nas.js';
 import { privacyCommand } from './commands/privacy.js';
-import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../engine/files.js';
 import { join } from 'node:path';
 import { evalCommand } from './commands/evaluate.js';
@@ -129,13 +127,13 @@ program
 program
   .command('report')
   .description(
-    'write a self-contained HTML report of a run (config, loss, accuracy, images) or a study (dashboard)',
+    'write a self-contained HTML report of a run (config, loss, accuracy, images), a study (dashboard) or an application (continual, nas, privacy)',
   )
-  .argument('<dir>', 'run directory, or study directory (as `distillery study` writes it)')
+  .argument('<dir>', 'run directory, study directory, or the --out directory of continual / nas / privacy')
   .option('--out <file>', 'HTML file (default <dir>/report.html)')
   .action((dir: string, o: { out?: string }) => {
     const path = o.out ?? join(dir, 'report.html');
-    writeFileAtomic(path, existsSync(join(dir, 'study.json')) ? renderStudyReport(dir) : renderReport(dir));
+    writeFileAtomic(path, renderDirectory(dir));
     console.log(path);
   });
 
@@ -179,6 +177,7 @@ program
   .option('--runs <n>', 'runs (class orders) to average', positiveInt, 3)
   .option('--epochs <n>', 'epochs of each network trained on the memory', positiveInt, 300)
   .option('--iterations <n>', "distillation iterations (default: the method's quick preset)", positiveInt)
+  .option('--precision <p>', 'float32 or bfloat16 training of the networks on the memory', 'float32')
   .option('--seed <s>', 'random seed', nonNegativeInt, 0)
   .option('--quick', 'one run, at most 50 epochs and 50 distillation iterations (minutes)')
   .option('--out <dir>', 'output directory', 'runs/continual')

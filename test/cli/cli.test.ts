@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir, writeLeftRightFolder } from '../fixtures.js';
@@ -153,6 +153,10 @@ test('nas and privacy: a tiny search from the command line; bad arguments exit 2
   assert.equal(nas.status, 0, nas.stderr);
   assert.match(nas.stdout, /\| random \| -?\d\.\d{3} \|/);
   for (const f of ['nas.json', 'nas.html']) assert.ok(existsSync(join(out, f)), f);
+  // `report` recognises an application's directory.
+  const report = cli(['report', out], env);
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Small sets as architecture-search proxies/);
   const badWidth = cli(['nas', '--dataset', data, '--widths', '0', '--out', out], env);
   assert.equal(badWidth.status, 2);
   assert.match(badWidth.stderr, /--widths takes positive integers/);

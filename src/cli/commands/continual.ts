@@ -5,7 +5,7 @@ import { loadDataset } from '../../data/registry.js';
 import { continualLearning } from '../../apps/continual.js';
 import { AppError } from '../../apps/sets.js';
 import { renderContinualReport } from '../../report/continual.js';
-import { scoreText, UsageError } from '../output.js';
+import { parsePrecision, scoreText, UsageError } from '../output.js';
 
 export interface ContinualCommandOptions {
   dataset: string;
@@ -15,6 +15,7 @@ export interface ContinualCommandOptions {
   runs: number;
   epochs: number;
   seed: number;
+  precision: string;
   iterations?: number;
   quick?: boolean;
   out: string;
@@ -35,6 +36,7 @@ export async function continualCommand(o: ContinualCommandOptions): Promise<void
       runs: settings.runs,
       seed: o.seed,
       epochs: settings.epochs,
+      precision: parsePrecision(o.precision),
       preset: 'quick',
       overrides: settings.iterations ? { iterations: settings.iterations } : {},
       workDir: join(o.out, 'runs'),
