@@ -11,6 +11,7 @@ import { createNetwork } from '../models/index.js';
 import {
   accuracy,
   cachedResult,
+  DivergedError,
   defaultProtocol,
   storedTrainSets,
   trainAndUse,
@@ -94,6 +95,8 @@ export interface ArchitectureTruth {
   val: number;
   test: number;
   seconds: number;
+  /** The training diverged (scored 0). */
+  diverged?: true;
 }
 
 export interface ProxyResult {
@@ -140,25 +143,42 @@ export function validationSplit(
   return { val, rest: Array.from({ length: n }, (_, i) => i).filter((i) => !held.has(i)) };
 }
 
-/** Trains `spec` on `train` from its own initialisation and scores it on validation and test. */
+/**
+ * The initialisation seed of an architecture: from the search seed and the spec itself (FNV-1a), so an
+ * architecture starts from the same weights on every training set and in every sample of the space
+ * (its cached ground truth then serves any search that contains it).
+ */
+function architectureSeed(spec: string, seed: number): number {
+  let h = 0x811c9dc5;
+  for (const ch of spec) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return seed * 4_294_967_296 + h;
+}
+
+/**
+ * Trains `spec` on `train` from its own initialisation and scores it on validation and test. A
+ * training that diverges (a sigmoid network without normalisation can) scores 0: last in any ranking.
+ */
 function trainArchitecture(
   spec: string,
-  index: number,
   dataset: Dataset,
   train: TrainSet,
   val: Split,
   protocol: Protocol,
   seed: number,
-): { val: number; test: number; seconds: number } {
+): { val: number; test: number; seconds: number; diverged?: true } {
   const net = createNetwork(spec, dataset.imageShape, dataset.numClasses);
   const t0 = performance.now();
-  // The same initialisation for an architecture on every training set: only the data differs.
-  return trainAndUse(net, train, protocol, new E.Generator(seed * 100_003 + index), (state) => ({
-    // Batches of 256: a wide ConvNet without pooling holds ~1 GB of activations per 256 images.
-    val: accuracy(net, state, val, 256),
-    test: accuracy(net, state, dataset.test, 256),
-    seconds: (performance.now() - t0) / 1000,
-  }));
+  try {
+    return trainAndUse(net, train, protocol, new E.Generator(architectureSeed(spec, seed)), (state) => ({
+      // Batches of 256: a wide ConvNet without pooling holds ~1 GB of activations per 256 images.
+      val: accuracy(net, state, val, 256),
+      test: accuracy(net, state, dataset.test, 256),
+      seconds: (performance.now() - t0) / 1000,
+    }));
+  } catch (e) {
+    if (!(e instanceof DivergedError)) throw e;
+    return { val: 0, test: 0, seconds: (performance.now() - t0) / 1000, diverged: true };
+  }
 }
 
 /** Spearman over the k architectures best on real validation accuracy. */
@@ -233,11 +253,11 @@ function groundTruth(
       const key = {
         kind: 'nas-real',
         dataset: trainPart.info.checksum,
+        preprocessing: trainPart.preprocessing.toSpec(),
         spec,
         protocol,
         realPerClass: o.realPerClass ?? null,
         seed: o.seed,
-        index: i,
       };
       const r = cachedResult(
         key,
@@ -245,7 +265,7 @@ function groundTruth(
           log(
             `real ${i + 1}/${o.space.length} ${spec} (${protocol.epochs + 1} epochs on ${real.images.size(0)} images)`,
           );
-          return trainArchitecture(spec, i, dataset, real, val, protocol, o.seed);
+          return trainArchitecture(spec, dataset, real, val, protocol, o.seed);
         },
         'nas',
       );
@@ -323,7 +343,7 @@ function trainSpace(
   const accuracies: number[] = [];
   const seconds: number[] = [];
   o.space.forEach((spec, i) => {
-    const r = trainArchitecture(spec, i, dataset, train, val, protocol, o.seed);
+    const r = trainArchitecture(spec, dataset, train, val, protocol, o.seed);
     accuracies.push(r.val);
     seconds.push(r.seconds);
     log(
@@ -363,21 +383,23 @@ async function rankWithProxy(
 /**
  * The DC paper's early-stopping baseline: every architecture on the real training part (no
  * augmentation, as the ground truth) stopped after as many SGD steps as a proxy of `ipc` images per
- * class takes: one pass over steps x batch random real images (all of them if fewer).
+ * class takes, at the protocol's first learning rate (one pass over steps x batch real images, drawn
+ * epoch by epoch).
  */
 function earlyStopping(search: Search, protocol: Protocol): ProxyResult {
   const { dataset, trainPart, o, log } = search;
   const steps = (o.proxyEpochs + 1) * Math.ceil((o.ipc * dataset.numClasses) / protocol.batchSize);
   const n = trainPart.train.images.size(0);
-  const take = Math.min(n, steps * protocol.batchSize);
-  const picked = E.tidy(() => E.randperm(n, { generator: new E.Generator(o.seed + 2) }).toNumbers()).slice(
-    0,
-    take,
-  );
-  const real = trainPart.gather(picked);
+  const take = steps * protocol.batchSize;
+  // Fresh permutations of the training part back to back, cut at steps x batch: one pass over them is
+  // the proxy's number of steps even when that is more than one epoch of real data.
+  const gen = new E.Generator(o.seed + 2);
+  const picked: number[] = [];
+  while (picked.length < take) picked.push(...E.tidy(() => E.randperm(n, { generator: gen }).toNumbers()));
+  const real = trainPart.gather(picked.slice(0, take));
   // Epoch 0 only: one pass, so no learning-rate drop.
   const p: Protocol = { ...protocol, augment: 'none', epochs: 0 };
-  log(`early-stopping: ${Math.ceil(take / protocol.batchSize)} steps on ${take} real training images`);
+  log(`early-stopping: ${steps} steps of ${protocol.batchSize} real training images`);
   try {
     return trainSpace(search, 'early-stopping', real, p);
   } finally {

@@ -5,10 +5,11 @@
 // distilled from the members); each target is attacked over the whole pool with
 //   - the loss-threshold attack (Yeom et al. 2018): lower loss, more likely a member;
 //   - offline LiRA (Carlini et al. 2022, tensorflow/privacy research/mi_lira_2021): shadow pipelines
-//     on random halves of the pool, each example OUT of (at least) half of them; the target's
+//     on halves of the pool (complementary pairs, class-balanced), each example OUT of half of them; the target's
 //     logit-scaled confidence phi = log p_y - log sum_{c != y} p_c against the median of the OUT shadows'
 //     phi, over one global standard deviation (their fixed-variance variant, the better one with few
-//     shadows); one-sided: larger means member.
+//     shadows); one-sided as in the paper's Algorithm 1 (larger means member), where the code's plot.py
+//     ranks by the two-sided Gaussian density.
 // Reported: ROC AUC and TPR at 1 % and 0.1 % FPR (the largest ROC point below that FPR, as LiRA's
 // code), next to the target's test accuracy: a model that leaks less but learns nothing is no win.
 import * as E from '../engine/index.js';
@@ -24,7 +25,7 @@ import {
   type StoredSet,
   type TrainingPrecision,
 } from '../eval/index.js';
-import { median, rocAuc, rocCurve, type RocPoint } from '../util/stats.js';
+import { median, rocAuc, rocCurve, tprBelow, type RocPoint } from '../util/stats.js';
 import { AppError, buildSet, checkSources, disposeSet } from './sets.js';
 
 export interface PrivacyOptions {
@@ -77,21 +78,21 @@ export interface PrivacyResult {
   targets: Record<string, TargetResult>;
 }
 
-/** The largest TPR at an ROC point whose FPR is strictly below `fpr` (LiRA's plot.py rule). */
-export function tprBelow(roc: readonly RocPoint[], fpr: number): number {
-  return roc.filter((p) => p.fpr < fpr).reduce((best, p) => Math.max(best, p.tpr), 0);
-}
-
-function thin(roc: RocPoint[]): RocPoint[] {
-  if (roc.length <= 200) return roc;
+/**
+ * The ROC curve for storage and plots: its upper envelope (at each FPR the highest TPR, after the
+ * (0, 0) start), then points kept log-spaced in FPR (about 200 at most), the last one always.
+ */
+export function thinRoc(roc: readonly RocPoint[]): RocPoint[] {
+  const upper = roc.filter((p, i) => i === 0 || i === roc.length - 1 || roc[i + 1].fpr !== p.fpr);
+  if (upper.length <= 200) return upper;
   const out: RocPoint[] = [];
   let next = 0;
-  for (const p of roc) {
-    if (p.fpr >= next || p === roc[roc.length - 1]) {
+  upper.forEach((p, i) => {
+    if (p.fpr >= next || i === upper.length - 1) {
       out.push(p);
       next = Math.max(p.fpr * 1.05, p.fpr + 1e-4);
     }
-  }
+  });
   return out;
 }
 
@@ -104,7 +105,7 @@ export function attackResult(scores: readonly number[], isMember: readonly boole
     auc: rocAuc(pos, neg),
     tprAt1: tprBelow(roc, 0.01),
     tprAt01: tprBelow(roc, 0.001),
-    roc: thin(roc),
+    roc: thinRoc(roc),
   };
 }
 
@@ -148,17 +149,19 @@ function drawPool(dataset: Dataset, perClass: number, seed: number): number[] {
   return dataset.sampleIndices(perClass, new E.Generator(seed));
 }
 
-/** The target's members: half of each class of the pool (a boolean per pool position). */
-function targetMembers(dataset: Dataset, pool: number[], seed: number): boolean[] {
-  const y = E.tidy(() => dataset.gather(pool).labels.toNumbers());
-  const gen = new E.Generator(seed);
-  const member = new Array<boolean>(pool.length).fill(false);
-  for (let c = 0; c < dataset.numClasses; c++) {
-    const mine = y.flatMap((v, j) => (v === c ? [j] : []));
+/** A random half (rounded down) of each class's positions in `labels`. */
+function classHalves(labels: readonly number[], gen: E.Generator): boolean[] {
+  const half = new Array<boolean>(labels.length).fill(false);
+  for (const c of [...new Set(labels)].sort((a, b) => a - b)) {
+    const mine = labels.flatMap((v, j) => (v === c ? [j] : []));
     const order = E.tidy(() => E.randperm(mine.length, { generator: gen }).toNumbers());
-    for (const k of order.slice(0, Math.floor(mine.length / 2))) member[mine[k]] = true;
+    for (const k of order.slice(0, Math.floor(mine.length / 2))) half[mine[k]] = true;
   }
-  return member;
+  return half;
+}
+
+function poolLabels(dataset: Dataset, pool: number[]): number[] {
+  return E.tidy(() => dataset.gather(pool).labels.toNumbers());
 }
 
 /**
@@ -171,21 +174,23 @@ export function privacySplit(
   seed: number,
 ): { pool: number[]; member: boolean[] } {
   const pool = drawPool(dataset, poolPerClass, seed);
-  return { pool, member: targetMembers(dataset, pool, seed + 1) };
+  return { pool, member: classHalves(poolLabels(dataset, pool), new E.Generator(seed + 1)) };
 }
 
 /**
- * LiRA's shadow split (train.py): per example, the shadows ranked by a uniform draw; the example
- * trains the first floor(K/2), so it is OUT of ceil(K/2) >= 1 shadows.
+ * The shadows' training data over the pool (labels per position): shadows in complementary pairs, one
+ * a random half of each class, the other the rest, so that every example trains exactly half of the
+ * paired shadows (LiRA's train.py keeps each example in half of them) and every shadow is class-
+ * balanced like the target; an odd last shadow takes a random half of each class. Every example is
+ * then OUT of at least floor(K/2) >= 1 shadows.
  */
-export function shadowSplits(poolSize: number, shadows: number, seed: number): boolean[][] {
-  const u = E.tidy(() => E.rand([poolSize, shadows], { generator: new E.Generator(seed) }).toNumbers());
-  const split = Array.from({ length: shadows }, () => new Array<boolean>(poolSize).fill(false));
-  for (let j = 0; j < poolSize; j++) {
-    const order = Array.from({ length: shadows }, (_, k) => k).sort(
-      (a, b) => u[j * shadows + a] - u[j * shadows + b],
-    );
-    for (const k of order.slice(0, Math.floor(shadows / 2))) split[k][j] = true;
+export function shadowSplits(labels: readonly number[], shadows: number, seed: number): boolean[][] {
+  const gen = new E.Generator(seed);
+  const split: boolean[][] = [];
+  while (split.length < shadows) {
+    const half = classHalves(labels, gen);
+    split.push(half);
+    if (split.length < shadows) split.push(half.map((x) => !x));
   }
   return split;
 }
@@ -200,8 +205,12 @@ async function pipelineSet(
 ): Promise<StoredSet> {
   if (kind === 'real')
     return { images: data.train.images.clone(), labels: data.train.labels.clone(), lr: null };
-  const ipc = Math.min(o.ipc, data.smallestClassSize);
-  return buildSet(kind, data, ipc, gen, { runDir, preset: o.preset, overrides: o.overrides, model: o.model });
+  return buildSet(kind, data, o.ipc, gen, {
+    runDir,
+    preset: o.preset,
+    overrides: o.overrides,
+    model: o.model,
+  });
 }
 
 /** Runs one pipeline on the pool images `trainOn` and returns its network's phi/loss over the pool. */
@@ -219,11 +228,15 @@ async function runPipeline(
     dataset,
     pool.filter((_, j) => trainOn[j]),
   );
-  const set = await pipelineSet(kind, data, o, new E.Generator(seed), runDir);
-  const { own, created } = storedTrainSets(set);
-  const net = createNetwork(o.model ?? 'ConvNet', dataset.imageShape, dataset.numClasses);
+  let set: StoredSet | null = null;
+  let created: E.Tensor[] = [];
   const poolSplit = dataset.gather(pool);
   try {
+    set = await pipelineSet(kind, data, o, new E.Generator(seed), runDir);
+    const stored = storedTrainSets(set);
+    const own = stored.own;
+    created = stored.created;
+    const net = createNetwork(o.model ?? 'ConvNet', dataset.imageShape, dataset.numClasses);
     return trainAndUse(net, own, protocol, new E.Generator(seed + 1), (state) => {
       const logits = predictLogits(net, state, poolSplit.images);
       const c = confidences(logits, poolSplit.labels);
@@ -232,7 +245,7 @@ async function runPipeline(
     });
   } finally {
     for (const t of [...created, poolSplit.images, poolSplit.labels]) t.dispose();
-    disposeSet(set);
+    if (set) disposeSet(set);
     data.dispose();
   }
 }
@@ -248,8 +261,12 @@ export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Pr
     throw new AppError(
       `--shadows must be at least 2 (each example must be OUT of a shadow), got ${o.shadows}`,
     );
-  if (!Number.isInteger(o.ipc) || o.ipc < 1)
-    throw new AppError(`--ipc must be a positive integer, got ${o.ipc}`);
+  // Every pipeline sees half of each class of the pool (rounded down at least).
+  const half = Math.floor(o.poolPerClass / 2);
+  if (!Number.isInteger(o.ipc) || o.ipc < 1 || o.ipc > half)
+    throw new AppError(
+      `--ipc must be between 1 and ${half} (half of --pool-per-class ${o.poolPerClass}: what each pipeline sees of a class), got ${o.ipc}`,
+    );
   const log = o.log ?? (() => {});
   const model = o.model ?? 'ConvNet';
   const protocol = defaultProtocol(dataset.name, {
@@ -258,10 +275,11 @@ export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Pr
     precision: o.precision,
   });
   const { pool, member } = privacySplit(dataset, o.poolPerClass, o.seed);
-  const splits = shadowSplits(pool.length, o.shadows, o.seed + 2);
+  const splits = shadowSplits(poolLabels(dataset, pool), o.shadows, o.seed + 2);
   const targets: Record<string, TargetResult> = {};
   for (const [t, kind] of o.targets.entries()) {
-    const seed = (o.seed + 1) * 100_000 + t * 1000;
+    // Target and shadows of target kind t: their own generator streams (seed, seed + 2, seed + 4, ...).
+    const seed = (o.seed + 1) * 1_000_000_000 + t * 1_000_000;
     const dir = `${o.workDir}/${kind}`;
     const target = await runPipeline(kind, dataset, pool, member, o, protocol, seed, `${dir}/target`);
     log(
@@ -276,7 +294,7 @@ export async function membershipPrivacy(dataset: Dataset, o: PrivacyOptions): Pr
         splits[k],
         o,
         protocol,
-        seed + 10 * (k + 1),
+        seed + 2 * (k + 1),
         `${dir}/shadow${k}`,
       );
       shadowPhi.push(s.phi);

@@ -129,11 +129,15 @@ export function rocAuc(positives: readonly number[], negatives: readonly number[
 }
 
 /**
- * The highest true-positive rate at a false-positive rate of at most `fpr` (LiRA's "TPR at 0.1 % FPR").
- * With n negatives the smallest nonzero FPR is 1/n: below it only thresholds above every negative count.
+ * The largest TPR at an ROC point whose FPR is strictly below `fpr` (LiRA's plot.py: "TPR at 0.1 %
+ * FPR"). With n negatives the smallest nonzero FPR is 1/n: below it only the points before any
+ * negative count.
  */
+export function tprBelow(roc: readonly RocPoint[], fpr: number): number {
+  return roc.filter((p) => p.fpr < fpr).reduce((best, p) => Math.max(best, p.tpr), 0);
+}
+
+/** tprBelow on the ROC curve of the scores. */
 export function tprAtFpr(positives: readonly number[], negatives: readonly number[], fpr: number): number {
-  let best = 0;
-  for (const p of rocCurve(positives, negatives)) if (p.fpr <= fpr) best = Math.max(best, p.tpr);
-  return best;
+  return tprBelow(rocCurve(positives, negatives), fpr);
 }

@@ -11,16 +11,17 @@ import { Dataset, trainSubset } from '../../src/data/dataset.js';
 import { Preprocessing } from '../../src/data/preprocess.js';
 import { loadDataset } from '../../src/data/registry.js';
 import {
+  thinRoc,
   attackResult,
   confidences,
   liraOffline,
   membershipPrivacy,
   privacySplit,
   shadowSplits,
-  tprBelow,
   type PrivacyOptions,
 } from '../../src/apps/privacy.js';
 import { AppError } from '../../src/apps/sets.js';
+import { rocCurve, tprBelow } from '../../src/util/stats.js';
 import { renderPrivacyReport } from '../../src/report/privacy.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
 import { openReport, withPage } from '../browser.js';
@@ -38,12 +39,15 @@ test('member split: half of each class of a per-class pool; LiRA shadow split: e
   assert.deepEqual(privacySplit(ds, 10, 0), { pool, member });
   assert.throws(() => privacySplit(ds, 13, 0), /--pool-per-class must be between 2 and 12/);
   for (const k of [2, 3, 4]) {
-    const s = shadowSplits(40, k, 1);
-    for (let j = 0; j < 40; j++) assert.equal(s.filter((row) => row[j]).length, Math.floor(k / 2));
-    assert.ok(
-      s.every((row) => row.some(Boolean)),
-      'every shadow trains on something',
-    );
+    const s = shadowSplits(y, k, 1);
+    for (let j = 0; j < 40; j++) {
+      const ins = s.filter((row) => row[j]).length;
+      assert.ok(ins >= Math.floor(k / 2) && k - ins >= Math.floor(k / 2), `example ${j}: IN ${ins} of ${k}`);
+      if (k % 2 === 0) assert.equal(ins, k / 2, 'paired shadows: IN for exactly half');
+    }
+    // Every shadow is class-balanced: 5 of each class's 10 pool images.
+    for (const row of s)
+      for (let c = 0; c < 4; c++) assert.equal(row.filter((m, j) => m && y[j] === c).length, 5);
   }
 });
 
@@ -88,6 +92,20 @@ test('offline LiRA: the median of the OUT shadows over one global std; TPR below
   assert.equal(r.auc, 1);
   assert.equal(r.tprAt01, 1, 'a perfect attack: all members before any non-member');
   assert.equal(tprBelow(r.roc, 0), 0, 'nothing is strictly below FPR 0');
+  // A long curve is stored thinned: on its upper envelope (the top of every vertical run), ends kept.
+  const pos = Array.from({ length: 3000 }, (_, i) => Math.round(Math.sin(i) * 500) / 10 + 3);
+  const neg = Array.from({ length: 3000 }, (_, i) => Math.round(Math.cos(i * 1.7) * 500) / 10);
+  const full = rocCurve(pos, neg);
+  const thin = thinRoc(full);
+  assert.ok(full.length > 200 && thin.length <= 220, `${full.length} -> ${thin.length} points`);
+  assert.deepEqual(thin[0], { fpr: 0, tpr: 0 });
+  assert.deepEqual(thin[thin.length - 1], { fpr: 1, tpr: 1 });
+  for (const p of thin.slice(1))
+    assert.equal(
+      p.tpr,
+      Math.max(...full.filter((q) => q.fpr === p.fpr).map((q) => q.tpr)),
+      `at FPR ${p.fpr}`,
+    );
 });
 
 /** Noise images with random labels: nothing to generalise, everything to memorise. */

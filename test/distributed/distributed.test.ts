@@ -353,6 +353,16 @@ test('mtt (adjoint) on 2 ranks (each student minibatch split) equals the single 
   });
   assert.notEqual(unrolled, 0);
   assert.match(refused.join('\n'), /mtt runs data-parallel with methodConfig.gradient=adjoint/);
+  // A minibatch smaller than the world is refused on every rank (no rank waits for another).
+  const tiny: string[] = [];
+  const small = await launch([...args(join(tempDir('mtt-s'), 'run')), '--set', 'methodConfig.batchSyn=1'], {
+    nproc: 2,
+    threads: 1,
+    out: () => {},
+    err: (l) => tiny.push(l),
+  });
+  assert.notEqual(small, 0);
+  assert.match(tiny.join('\n'), /a student minibatch of 1 images cannot be split over 2 ranks/);
 });
 
 test('a method that does not run data-parallel is refused for several processes', async () => {

@@ -46,7 +46,9 @@ test('ROC AUC equals the Mann-Whitney statistic; the curve and low-FPR TPR', () 
   for (let i = 1; i < roc.length; i++)
     area += ((roc[i].fpr - roc[i - 1].fpr) * (roc[i].tpr + roc[i - 1].tpr)) / 2;
   assert.ok(Math.abs(area - rocAuc(pos, neg)) < 1e-12);
-  assert.equal(tprAtFpr(pos, neg, 0), 1 / 5, 'above every negative: only 0.9');
+  assert.equal(tprAtFpr(pos, neg, 0.1), 1 / 5, 'before any negative: only 0.9');
+  assert.equal(tprAtFpr(pos, neg, 0), 0, 'nothing is strictly below FPR 0');
+  assert.equal(tprAtFpr(pos, neg, 1 / 6 + 1e-9), 3 / 5, 'the vertical segment at FPR 1/6 counts its top');
   assert.equal(rocAuc([1, 2], [1, 2]), 0.5);
   assert.throws(() => rocAuc([], [1]), /positives and negatives/);
 });

@@ -276,7 +276,13 @@ export const cafe: Method<CAFEConfig> = registerMethod({
         });
         steps++;
         outer.push(probe(net, state, dataset, config.probePerClass, gen));
-        if (outer.check((range) => range < config.lambda1)) break;
+        if (
+          agreed(
+            world,
+            outer.check((range) => range < config.lambda1),
+          )
+        )
+          break;
         // At the bound the network would be trained for nothing: the iteration ends here.
         if (steps === config.maxImageSteps) break;
         trainOnSet(net, state, opt, ctx, config, dsa);
@@ -289,12 +295,25 @@ export const cafe: Method<CAFEConfig> = registerMethod({
   },
 });
 
+/**
+ * A stop decision every rank takes together: each rank's probes see the same network and set, so they
+ * agree on a CPU; the max over ranks keeps them in step where kernels are not deterministic.
+ */
+function agreed(world: ReturnType<typeof sharedWorld>, stop: boolean): boolean {
+  if (!world) return stop;
+  const flag = E.tensor([stop ? 1 : 0], { dtype: 'float64' });
+  world.allReduce([flag], 'max');
+  const any = flag.item() > 0;
+  flag.dispose();
+  return any;
+}
+
 /** One training phase on a detached copy of the set: epochs until the watched accuracy moves by lambda2. */
 function trainOnSet(
   net: Network,
   state: NetState,
   opt: E.Optimizer,
-  { dataset, synthetic, gen }: MethodContext,
+  { dataset, synthetic, gen, world }: MethodContext,
   config: CAFEConfig,
   dsa: DSA | null,
 ): void {
@@ -305,7 +324,13 @@ function trainOnSet(
     for (let epoch = 0; epoch < config.maxNetEpochs; epoch++) {
       trainEpoch(net, state, opt, train, { batchSize: config.batchTrain, augment: dsa, gen });
       inner.push(probe(net, state, dataset, config.probePerClass, gen));
-      if (inner.check((range) => range > config.lambda2)) return;
+      if (
+        agreed(
+          sharedWorld(world),
+          inner.check((range) => range > config.lambda2),
+        )
+      )
+        return;
     }
   });
 }

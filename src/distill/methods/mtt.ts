@@ -216,6 +216,23 @@ function studentLoss(p: TrajectoryProblem, theta: E.Tensor, step: StudentStep): 
   return p.world ? loss.mul((part.end - part.start) / n) : loss;
 }
 
+/**
+ * Data parallel needs every rank to hold part of every minibatch and no batch statistics (they would
+ * be per slice, as in DataParallel, not the one process's); every rank draws the same steps, so all of
+ * them refuse together.
+ */
+function checkShardable(p: TrajectoryProblem, world: Collective): void {
+  if (p.net.hasBatchNorm)
+    throw new Error(
+      `${p.net.spec} has batch norm, whose statistics would be per rank's slice of a minibatch; use a model without it (ConvNet) or one process`,
+    );
+  const smallest = Math.min(...p.steps.map((s) => s.indices.size(0)));
+  if (smallest < world.worldSize)
+    throw new Error(
+      `a student minibatch of ${smallest} images cannot be split over ${world.worldSize} ranks; raise methodConfig.batchSyn (and make the set a multiple of it) or use fewer ranks`,
+    );
+}
+
 /** Sums a step's gradient (or Hessian-vector product) over the ranks, in place. */
 function sumOverRanks(p: TrajectoryProblem, t: E.Tensor): E.Tensor {
   if (p.world) p.world.allReduce([t]);
@@ -323,8 +340,9 @@ export function adjointGradients(p: TrajectoryProblem, wrt: E.Tensor[]): Traject
           const r = rest[k++];
           return r ? r.mul(lr).neg() : null;
         });
-        // The step's Hessian is the sum of every rank's slice: sum the products before using them.
-        const h = hvp ? sumOverRanks(p, hvp.contiguous()) : null;
+        // The step's Hessian is the sum of every rank's slice: sum the products before using them (every
+        // rank joins the sum, zeros where its slice did not depend on theta).
+        const h = p.world ? sumOverRanks(p, (hvp ?? E.zerosLike(lam)).contiguous()) : hvp;
         return { next: h ? lam.sub(h.mul(lr)) : lam.clone(), parts };
       });
       sums = accumulate(sums, parts);
@@ -587,6 +605,7 @@ export function trajectoryMatching(o: {
         );
       return E.tidy(() => {
         const problem = { ...iterationProblem(ctx, config), world };
+        if (world) checkShardable(problem, world);
         // Every learnable tensor of the set (images, decoder, label logits, lr), one optimizer group each.
         const local = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
         // Several ranks: each holds its slices' share of the gradients; every rank computed the same loss.
