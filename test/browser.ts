@@ -53,3 +53,23 @@ export async function openReport(tab: Page, file: string): Promise<Record<string
   await tab.goto(`file://${file}`, { waitUntil: 'load' });
   return (await tab.evaluate('window.distilleryCharts')) as Record<string, ChartInfo>;
 }
+
+/**
+ * Points of the page's charts that fall outside their axes' ranges (a scale computed from part of the
+ * data, e.g. Chart.js taking unsorted points as sorted), as "chart dataset: (x, y)" lines.
+ */
+export async function pointsOffScale(tab: Page): Promise<string[]> {
+  return (await tab.evaluate(`(() => {
+    const out = [];
+    for (const c of Object.values(Chart.instances)) {
+      const { x, y } = c.scales;
+      if (!x || !y || x.type === 'category' || y.type === 'category') continue;
+      c.data.datasets.forEach((d) => {
+        for (const p of d.data)
+          if (p && typeof p === 'object' && (p.x < x.min || p.x > x.max || p.y < y.min || p.y > y.max))
+            out.push(c.canvas.id + ' ' + d.label + ': (' + p.x + ', ' + p.y + ')');
+      });
+    }
+    return out;
+  })()`)) as string[];
+}

@@ -12,7 +12,7 @@ const SCRIPT = `
       data: d.accuracy[m].map(function (s, k) { return { x: k + 1, y: 100 * s.mean, std: 100 * s.std }; }) };
   });
   var c = new Chart(document.getElementById('stages'), { type: 'scatter', data: { datasets: sets },
-    options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
       plugins: { title: { display: true, text: 'Class-incremental accuracy on the classes seen so far' }, legend: { position: 'bottom' },
         tooltip: { callbacks: { label: function (ctx) { return ctx.dataset.label + ': ' + ctx.raw.y.toFixed(2) + ' +- ' + ctx.raw.std.toFixed(2); } } } },
       scales: { x: { title: { display: true, text: 'stage' }, ticks: { stepSize: 1 } }, y: { title: { display: true, text: 'test accuracy (%)' } } } } });

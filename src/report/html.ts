@@ -70,7 +70,7 @@ const RUN_SCRIPT = `
     var el = document.getElementById(id);
     if (!el || !datasets.some(function (s) { return s.data.length; })) return;
     var c = new Chart(el, { type: 'scatter', data: { datasets: datasets },
-      options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
         plugins: { title: { display: true, text: title }, legend: { position: 'bottom' } },
         scales: { x: { title: { display: true, text: xTitle } }, y: { title: { display: true, text: yTitle } } } } });
     drawn[id] = { type: c.config.type, series: datasets.map(function (s) { return { label: s.label, points: s.data.length }; }) };

@@ -14,7 +14,7 @@ const SCRIPT = `
       data: d.proxies[name].val.map(function (v, k) { return { x: 100 * d.architectures[k].val, y: 100 * v, spec: d.architectures[k].spec }; }) };
   });
   new Chart(document.getElementById('ranking'), { type: 'scatter', data: { datasets: sets },
-    options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
       plugins: { title: { display: true, text: 'Validation accuracy: proxy training against real training, one point per architecture' }, legend: { position: 'bottom' },
         tooltip: { callbacks: { label: function (ctx) { return ctx.dataset.label + ' ' + ctx.raw.spec + ': real ' + ctx.raw.x.toFixed(2) + ', proxy ' + ctx.raw.y.toFixed(2); } } } },
       scales: { x: { title: { display: true, text: 'after real training (%)' } }, y: { title: { display: true, text: 'after proxy training (%)' } } } } });

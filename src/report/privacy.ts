@@ -10,17 +10,19 @@ const SCRIPT = `
   var palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
   var names = Object.keys(d.targets);
   var charts = {};
+  // Log axes from 0.1 % FPR (or the smallest nonzero rate the pool allows) to 1.
+  var lo = Math.min(1e-3, 1 / d.nonMembers, 1 / d.members);
   ['lira', 'loss'].forEach(function (attack) {
     var sets = names.map(function (name, i) {
       return { label: name, borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], showLine: true, pointRadius: 0,
         data: d.targets[name].attacks[attack].roc.filter(function (p) { return p.fpr > 0 && p.tpr > 0; }).map(function (p) { return { x: p.fpr, y: p.tpr }; }) };
     });
-    sets.push({ label: 'chance', borderColor: '#999', borderDash: [4, 4], showLine: true, pointRadius: 0, data: [{ x: 1e-4, y: 1e-4 }, { x: 1, y: 1 }] });
+    sets.push({ label: 'chance', borderColor: '#999', borderDash: [4, 4], showLine: true, pointRadius: 0, data: [{ x: lo, y: lo }, { x: 1, y: 1 }] });
     new Chart(document.getElementById('roc-' + attack), { type: 'scatter', data: { datasets: sets },
-      options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
         plugins: { title: { display: true, text: (attack === 'lira' ? 'Offline LiRA' : 'Loss threshold') + ': ROC' }, legend: { position: 'bottom' } },
-        scales: { x: { type: 'logarithmic', min: 1e-3, max: 1, title: { display: true, text: 'false-positive rate' } },
-          y: { type: 'logarithmic', min: 1e-3, max: 1, title: { display: true, text: 'true-positive rate' } } } } });
+        scales: { x: { type: 'logarithmic', min: lo, max: 1, title: { display: true, text: 'false-positive rate' } },
+          y: { type: 'logarithmic', min: lo, max: 1, title: { display: true, text: 'true-positive rate' } } } } });
     charts['roc-' + attack] = { type: 'scatter', series: sets.map(function (s) { return { label: s.label, points: s.data.length }; }) };
   });
   var trade = names.map(function (name, i) {
@@ -29,7 +31,7 @@ const SCRIPT = `
       data: [{ x: 100 * t.testAccuracy, y: t.attacks.lira.auc }] };
   });
   new Chart(document.getElementById('tradeoff'), { type: 'scatter', data: { datasets: trade },
-    options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
       plugins: { title: { display: true, text: 'Utility against leakage' }, legend: { position: 'bottom' } },
       scales: { x: { title: { display: true, text: 'target test accuracy (%)' } }, y: { title: { display: true, text: 'LiRA AUC (0.5 = chance)' } } } } });
   charts.tradeoff = { type: 'scatter', series: trade.map(function (s) { return { label: s.label, points: s.data.length }; }) };

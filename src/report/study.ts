@@ -149,7 +149,6 @@ const PAGE_SCRIPT = `
       data: { datasets: datasets },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
-        parsing: false,
         plugins: { title: { display: true, text: title }, legend: { position: 'bottom' } },
         scales: { x: axis(xTitle, xType), y: axis(yTitle) }
       }

@@ -9,7 +9,7 @@ import { loadDataset } from '../../src/data/registry.js';
 import { ContinualError, continualLearning, seenTest, stagePlan } from '../../src/apps/continual.js';
 import { renderContinualReport } from '../../src/report/continual.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
-import { openReport, withPage } from '../browser.js';
+import { openReport, pointsOffScale, withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 const data = writeSquaresFile({ classes: 4, perClass: 10 });
@@ -95,6 +95,7 @@ test('continual: two stages with random, herding and DM memories; distillation s
   await withPage(async (tab, errors) => {
     const charts = await openReport(tab, page);
     assert.deepEqual(errors, []);
+    assert.deepEqual(await pointsOffScale(tab), [], 'every point inside its axes');
     assert.deepEqual(
       charts.stages.series.map((s) => [s.label, s.points]),
       [

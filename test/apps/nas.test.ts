@@ -19,7 +19,7 @@ import {
 import { AppError } from '../../src/apps/sets.js';
 import { renderNasReport } from '../../src/report/nas.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
-import { openReport, withPage } from '../browser.js';
+import { openReport, pointsOffScale, withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 const data = writeSquaresFile({ classes: 4, perClass: 12 });
@@ -152,6 +152,7 @@ test('nas: a tiny search end to end; the ground truth is cached; DM distils from
   await withPage(async (tab, errors) => {
     const charts = await openReport(tab, page);
     assert.deepEqual(errors, []);
+    assert.deepEqual(await pointsOffScale(tab), [], 'every point inside its axes');
     assert.deepEqual(
       charts.ranking.series.map((s) => s.points),
       [4, 4, 4],

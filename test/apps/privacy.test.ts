@@ -24,7 +24,7 @@ import { AppError } from '../../src/apps/sets.js';
 import { rocCurve, tprBelow } from '../../src/util/stats.js';
 import { renderPrivacyReport } from '../../src/report/privacy.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
-import { openReport, withPage } from '../browser.js';
+import { openReport, pointsOffScale, withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 const data = writeSquaresFile({ classes: 4, perClass: 12 });
@@ -184,6 +184,7 @@ test('privacy: random and DM targets; DM distils from the members only; the repo
   await withPage(async (tab, errors) => {
     const charts = await openReport(tab, page);
     assert.deepEqual(errors, []);
+    assert.deepEqual(await pointsOffScale(tab), [], 'every point inside its axes');
     assert.equal(charts['roc-lira'].series.length, 3, 'two targets and the chance line');
     assert.equal(charts['roc-loss'].series.length, 3);
     assert.deepEqual(

@@ -11,7 +11,7 @@ import { cellRunDir, readResults, runStudy } from '../../src/study/runner.js';
 import { renderReport } from '../../src/report/html.js';
 import { renderStudyReport } from '../../src/report/study.js';
 import { writeFileAtomic } from '../../src/engine/files.js';
-import { withPage } from '../browser.js';
+import { pointsOffScale, withPage } from '../browser.js';
 import { tempDir, writeSquaresFile } from '../fixtures.js';
 
 test('study file: bad input is a clear error naming the problem', () => {
@@ -179,6 +179,7 @@ test('study report: loads in headless chromium without errors; charts, heatmap a
   await withPage(async (tab, errors) => {
     await tab.goto(`file://${page}`, { waitUntil: 'load' });
     assert.deepEqual(errors, [], 'no console errors, no network');
+    assert.deepEqual(await pointsOffScale(tab), [], 'every point inside its axes');
     const charts = (await tab.evaluate('window.distilleryCharts')) as Record<
       string,
       { type: string; series: { label: string; points: number }[] }
