@@ -1,6 +1,7 @@
 // The continual-learning result as a self-contained page: accuracy after each stage per memory kind
 // (mean with a +- std band as error bars in the tooltip), Chart.js inlined.
 import type { ContinualResult } from '../apps/continual.js';
+import type { Score } from '../eval/index.js';
 import { chartLibrary, esc, scriptJson } from './charts.js';
 
 const SCRIPT = `
@@ -20,19 +21,23 @@ const SCRIPT = `
 })();
 `;
 
+/** Mean +- std over runs; a single run has no spread to show. */
+function cell(s: Score): string {
+  const mean = (100 * s.mean).toFixed(2);
+  return s.runs.length > 1 ? `${mean} &plusmn; ${(100 * s.std).toFixed(2)}` : mean;
+}
+
 export function renderContinualReport(r: ContinualResult): string {
+  const runs = r.stageClasses.length;
   const rows = Object.entries(r.accuracy)
-    .map(
-      ([m, scores]) =>
-        `<tr><th>${esc(m)}</th>${scores.map((s) => `<td>${(100 * s.mean).toFixed(2)} &plusmn; ${(100 * s.std).toFixed(2)}</td>`).join('')}</tr>`,
-    )
+    .map(([m, scores]) => `<tr><th>${esc(m)}</th>${scores.map((s) => `<td>${cell(s)}</td>`).join('')}</tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Continual learning on ${esc(r.dataset)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:4px 8px}.chart{position:relative;height:320px}</style>
 <script>${chartLibrary()}</script></head><body>
 <h1>Class-incremental learning on ${esc(r.dataset)}: ${r.stages} stages, ${r.ipc} images per class</h1>
-<p>At each stage the memory gains ${r.ipc} images for each new class (selected or distilled from that stage's classes only); a ${esc(r.protocol.model)} is trained from scratch on the whole memory for ${r.protocol.epochs} epochs (augmentation ${esc(r.protocol.augment)}) and tested on the classes seen so far. Mean &plusmn; std over ${r.stageClasses.length} run(s), each with its own class order.</p>
+<p>At each stage the memory gains ${r.ipc} images for each new class (selected or distilled from that stage's classes only); a ${esc(r.protocol.model)} is trained from scratch on the whole memory for ${r.protocol.epochs} epochs (augmentation ${esc(r.protocol.augment)}) and tested on the classes seen so far. ${runs > 1 ? `Mean &plusmn; std over ${runs} runs, each with its own class order.` : 'One run (one class order): no spread is shown.'}</p>
 <div class="chart"><canvas id="stages" aria-label="accuracy per stage"></canvas></div>
 <table><tr><th>memory</th>${Array.from({ length: r.stages }, (_, s) => `<th>stage ${s + 1}</th>`).join('')}</tr>
 ${rows}</table>
