@@ -155,29 +155,31 @@ function architectureSeed(spec: string, seed: number): number {
 }
 
 /**
- * Trains `spec` on `train` from its own initialisation and scores it on validation and test. A
- * training that diverges (a sigmoid network without normalisation can) scores 0: last in any ranking.
+ * Trains `spec` on `train` from its own initialisation and scores it on each of `splits` (validation;
+ * test only for the ground truth, where it is reported). A training that diverges (a sigmoid network
+ * without normalisation can) scores 0: last in any ranking.
  */
-function trainArchitecture(
+function trainArchitecture<K extends string>(
   spec: string,
   dataset: Dataset,
   train: TrainSet,
-  val: Split,
+  splits: Record<K, Split>,
   protocol: Protocol,
   seed: number,
-): { val: number; test: number; seconds: number; diverged?: true } {
+): { accuracy: Record<K, number>; seconds: number; diverged?: true } {
   const net = createNetwork(spec, dataset.imageShape, dataset.numClasses);
   const t0 = performance.now();
+  const scores = (f: (split: Split) => number) =>
+    Object.fromEntries(Object.entries<Split>(splits).map(([k, split]) => [k, f(split)])) as Record<K, number>;
   try {
     return trainAndUse(net, train, protocol, new E.Generator(architectureSeed(spec, seed)), (state) => ({
       // Batches of 256: a wide ConvNet without pooling holds ~1 GB of activations per 256 images.
-      val: accuracy(net, state, val, 256),
-      test: accuracy(net, state, dataset.test, 256),
+      accuracy: scores((split) => accuracy(net, state, split, 256)),
       seconds: (performance.now() - t0) / 1000,
     }));
   } catch (e) {
     if (!(e instanceof DivergedError)) throw e;
-    return { val: 0, test: 0, seconds: (performance.now() - t0) / 1000, diverged: true };
+    return { accuracy: scores(() => 0), seconds: (performance.now() - t0) / 1000, diverged: true };
   }
 }
 
@@ -265,7 +267,8 @@ function groundTruth(
           log(
             `real ${i + 1}/${o.space.length} ${spec} (${protocol.epochs + 1} epochs on ${real.images.size(0)} images)`,
           );
-          return trainArchitecture(spec, dataset, real, val, protocol, o.seed);
+          const r = trainArchitecture(spec, dataset, real, { val, test: dataset.test }, protocol, o.seed);
+          return { ...r.accuracy, seconds: r.seconds, ...(r.diverged ? { diverged: r.diverged } : {}) };
         },
         'nas',
       );
@@ -343,11 +346,11 @@ function trainSpace(
   const accuracies: number[] = [];
   const seconds: number[] = [];
   o.space.forEach((spec, i) => {
-    const r = trainArchitecture(spec, dataset, train, val, protocol, o.seed);
-    accuracies.push(r.val);
+    const r = trainArchitecture(spec, dataset, train, { val }, protocol, o.seed);
+    accuracies.push(r.accuracy.val);
     seconds.push(r.seconds);
     log(
-      `${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`,
+      `${name} ${i + 1}/${o.space.length} ${spec}: val ${(100 * r.accuracy.val).toFixed(2)}% (real ${(100 * truth[i].val).toFixed(2)}%)`,
     );
   });
   return rankAgainstTruth(truth, accuracies, seconds, train.images.size(0));

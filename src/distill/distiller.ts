@@ -26,6 +26,7 @@ import { versions } from '../util/version.js';
 import { evaluationProtocol, resolveConfig, type DistillConfig } from './config.js';
 import { RunDir } from './rundir.js';
 import type { Collective } from './method.js';
+import { anyRank, sharedWorld } from './dataparallel.js';
 import {
   closeSession,
   newSession,
@@ -201,13 +202,7 @@ export class Distiller {
 
   /** Stop after this iteration when any rank was asked to (every rank must stop at the same one). */
   private collectiveStop(world: Collective | undefined, iteration: number): boolean {
-    const local = this.stopRequested && iteration < this.config.iterations;
-    if (!world || world.worldSize === 1) return local;
-    const flag = E.tensor([local ? 1 : 0], { dtype: 'float64' });
-    world.allReduce([flag], 'max');
-    const stop = flag.item() > 0;
-    flag.dispose();
-    return stop;
+    return anyRank(sharedWorld(world), this.stopRequested && iteration < this.config.iterations);
   }
 
   private async runLocked(o: RunOptions): Promise<DistillResult> {

@@ -122,7 +122,6 @@ function evalOptions(
   return { models: [...models], runs: spec.evaluation.runs, protocol, seed };
 }
 
-/** The artifact's set under its method's protocol, and with hard labels. */
 function baselineCell(
   spec: StudySpec,
   dataset: Dataset,

@@ -21,7 +21,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { trainEpoch } from '../../eval/index.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
-import { myClasses, reduceGradients, sharedWorld } from '../dataparallel.js';
+import { anyRank, myClasses, reduceGradients, refuseBatchNorm, sharedWorld } from '../dataparallel.js';
 import { registerMethod } from '../registry.js';
 
 const schema = z
@@ -226,10 +226,7 @@ export const cafe: Method<CAFEConfig> = registerMethod({
     const k = dataset.numClasses;
     const net = createNetwork(model, dataset.imageShape, k);
     const world = sharedWorld(ctx.world);
-    if (world && net.hasBatchNorm)
-      throw new Error(
-        `${model} has batch norm, whose statistics mix the classes that data parallelism splits; use a model without it (ConvNet) or one process`,
-      );
+    refuseBatchNorm(net, world, 'mix the classes that data parallelism splits');
     // Several ranks: rank r aligns the real images of its classes (c mod size = r); the rest (the
     // network, its training on S, the probes) is replicated from the same stream on every rank.
     const mine = myClasses(k, world);
@@ -268,16 +265,16 @@ export const cafe: Method<CAFEConfig> = registerMethod({
             value = loss.item();
             grads = E.grad(loss, synthetic.learnable, { allowUnused: true });
           }
-          const shared = world
-            ? reduceGradients(world, grads, synthetic.learnable, value)
-            : { grads, loss: value };
+          const shared = reduceGradients(world, grads, synthetic.learnable, value);
           ctx.update(shared.grads, shared.loss);
           return shared.loss;
         });
         steps++;
         outer.push(probe(net, state, dataset, config.probePerClass, gen));
+        // Every rank's probes see the same network and set; deciding together keeps them in step even
+        // where kernels are not deterministic.
         if (
-          agreed(
+          anyRank(
             world,
             outer.check((range) => range < config.lambda1),
           )
@@ -294,19 +291,6 @@ export const cafe: Method<CAFEConfig> = registerMethod({
     return { loss: total / (steps * k) };
   },
 });
-
-/**
- * A stop decision every rank takes together: each rank's probes see the same network and set, so they
- * agree on a CPU; the max over ranks keeps them in step where kernels are not deterministic.
- */
-function agreed(world: ReturnType<typeof sharedWorld>, stop: boolean): boolean {
-  if (!world) return stop;
-  const flag = E.tensor([stop ? 1 : 0], { dtype: 'float64' });
-  world.allReduce([flag], 'max');
-  const any = flag.item() > 0;
-  flag.dispose();
-  return any;
-}
 
 /** One training phase on a detached copy of the set: epochs until the watched accuracy moves by lambda2. */
 function trainOnSet(
@@ -325,7 +309,7 @@ function trainOnSet(
       trainEpoch(net, state, opt, train, { batchSize: config.batchTrain, augment: dsa, gen });
       inner.push(probe(net, state, dataset, config.probePerClass, gen));
       if (
-        agreed(
+        anyRank(
           sharedWorld(world),
           inner.check((range) => range > config.lambda2),
         )

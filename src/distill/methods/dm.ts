@@ -15,7 +15,7 @@ import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
 import { castInput, castState, createNetwork, type NetState, type Network } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
-import { myClasses, reduceGradients, sharedWorld } from '../dataparallel.js';
+import { myClasses, reduceGradients, refuseBatchNorm, sharedWorld } from '../dataparallel.js';
 import { precisionOption, type RealDtype } from '../precision.js';
 
 /** DM's settings; M3D extends them (same sampling, another discrepancy). */
@@ -136,10 +136,7 @@ export function embeddingMatchingStep(
   const k = dataset.numClasses;
   const net = createNetwork(model, dataset.imageShape, k);
   const group = sharedWorld(world);
-  if (group && net.hasBatchNorm)
-    throw new Error(
-      `${model} has batch norm, whose statistics mix the classes that data parallelism splits; use a model without it (ConvNet) or one process`,
-    );
+  refuseBatchNorm(net, group, 'mix the classes that data parallelism splits');
   const drawn = net.init(gen);
   // With a bfloat16 real pass both sides use the same network, its weights rounded to bfloat16 (a random
   // network either way): the real and synthetic embeddings then differ only by the rounding of activations,

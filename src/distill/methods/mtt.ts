@@ -35,7 +35,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { createNetwork, unflattenParams, type Network, type ParamLayout } from '../../models/index.js';
 import { ExpertSet } from '../experts.js';
 import type { Collective, Method, MethodContext, StepResult } from '../method.js';
-import { reduceGradients, sharedWorld } from '../dataparallel.js';
+import { reduceGradients, refuseBatchNorm, sharedWorld } from '../dataparallel.js';
 import { registerMethod } from '../registry.js';
 
 export const TRAJECTORY_GRADIENTS = ['unrolled', 'adjoint', 'tesla'] as const;
@@ -222,10 +222,7 @@ function studentLoss(p: TrajectoryProblem, theta: E.Tensor, step: StudentStep): 
  * them refuse together.
  */
 function checkShardable(p: TrajectoryProblem, world: Collective): void {
-  if (p.net.hasBatchNorm)
-    throw new Error(
-      `${p.net.spec} has batch norm, whose statistics would be per rank's slice of a minibatch; use a model without it (ConvNet) or one process`,
-    );
+  refuseBatchNorm(p.net, world, "be per rank's slice of a minibatch");
   const smallest = Math.min(...p.steps.map((s) => s.indices.size(0)));
   if (smallest < world.worldSize)
     throw new Error(
@@ -609,9 +606,12 @@ export function trajectoryMatching(o: {
         // Every learnable tensor of the set (images, decoder, label logits, lr), one optimizer group each.
         const local = GRADIENTS[config.gradient](problem, ctx.synthetic.learnable);
         // Several ranks: each holds its slices' share of the gradients; every rank computed the same loss.
-        const { loss, grads } = world
-          ? reduceGradients(world, local.grads, ctx.synthetic.learnable, local.loss / world.worldSize)
-          : local;
+        const { loss, grads } = reduceGradients(
+          world,
+          local.grads,
+          ctx.synthetic.learnable,
+          local.loss / (world?.worldSize ?? 1),
+        );
         // DATM skips every update of an iteration whose loss is above the threshold (finite losses only:
         // a NaN still reaches update(), which stops the run).
         if (config.lossThreshold !== null && loss > config.lossThreshold) grads.forEach((g) => g?.dispose());
