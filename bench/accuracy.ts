@@ -126,9 +126,10 @@ const withInit = columns.includes('init');
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((d) => d.column)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
-if (distillers.some((d) => isTrajectoryMatching(d.method)) && !expertsDir)
+const needExperts = distillers.filter((d) => d.method.usesExperts).map((d) => d.method.name);
+if (needExperts.length && !expertsDir)
   throw new Error(
-    'mtt/tesla/ftd/haba need --experts <dir> (made by `distillery experts`; ftd: --optimizer gsam)',
+    `${needExperts.join(', ')} need --experts <dir> (made by \`distillery experts\`; ftd: --optimizer gsam)`,
   );
 const needsFeature = coresets.some((m) => m !== 'random');
 function isTrajectoryMatching(m: AnyMethod): boolean {
@@ -174,7 +175,7 @@ function runConfig(d: Distiller, ipc: number, seed: number, iterations: number) 
   const ours: Record<string, unknown> = { model: 'ConvNet', seed, iterations };
   if (method === dm) ours.methodConfig = { batchReal, realDtype };
   else if (method === dc || method === dsa) ours.methodConfig = { batchReal, innerLoop, realDtype };
-  else if (isTrajectoryMatching(method)) ours.methodConfig = { experts: expertsDir };
+  else if (method.usesExperts) ours.methodConfig = { experts: expertsDir };
   if (d.parameterization) ours.parameterization = { kind: d.parameterization };
   const preset = method === dm || method === dc || method === dsa ? null : 'quick';
   return layeredConfig({
@@ -275,9 +276,11 @@ for (const ipc of ipcs) {
           : isPerformanceMatching(d.method)
             ? pmIterations
             : gmIterations;
-    // IDM and M3D extend DM: the same iterations, so the columns share a budget.
+    // IDM, M3D and NCFM extend DM: the same iterations, so the columns share a budget.
     const its =
-      d.method === dm || ['idm', 'm3d'].includes(d.method.name) ? iterations : perIpc[ipcs.indexOf(ipc)];
+      d.method === dm || ['idm', 'm3d', 'ncfm'].includes(d.method.name)
+        ? iterations
+        : perIpc[ipcs.indexOf(ipc)];
     try {
       const got = await distillAndEvaluate(d, ipc, its);
       Object.assign(scores, got);

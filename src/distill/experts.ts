@@ -307,3 +307,16 @@ export class ExpertSet {
     return file.tensors.params;
   }
 }
+
+const opened = new Map<string, ExpertSet>();
+
+/** The experts in `dir` for this dataset and model, validated once per process (MTT's family, NCFM's pool). */
+export function openExperts(dir: string, dataset: Dataset, model: string): ExpertSet {
+  const key = `${dir}\0${dataset.info.checksum}\0${model}`;
+  let set = opened.get(key);
+  if (!set) {
+    set = new ExpertSet(dir, dataset, model);
+    opened.set(key, set);
+  }
+  return set;
+}

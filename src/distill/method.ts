@@ -64,6 +64,8 @@ export interface Method<Config> {
   readonly summary: string;
   /** What the method needs beyond a dataset (e.g. expert trajectories). */
   readonly needs: string;
+  /** The method reads networks trained on real data from `methodConfig.experts` (`distillery experts`). */
+  readonly usesExperts?: boolean;
   /** Validates and fills defaults of the method's own settings. */
   readonly schema: z.ZodType<Config>;
   /**

@@ -8,10 +8,13 @@ import { GROUPS, type Group, type SyntheticSet } from './synthetic.js';
 
 export const optimizerSpecSchema = z
   .object({
-    kind: z.enum(['sgd', 'adam', 'adabelief', 'lamb']).default('sgd'),
+    /** 'adamw': Adam with decoupled weight decay (torch.optim.AdamW; NCFM's image optimizer). */
+    kind: z.enum(['sgd', 'adam', 'adamw', 'adabelief', 'lamb']).default('sgd'),
     lr: z.number().nonnegative().default(1),
     /** SGD only. */
     momentum: z.number().min(0).max(1).default(0.5),
+    /** AdamW only: decoupled weight decay, p <- p (1 - lr wd) before the step (torch's default 0.01). */
+    weightDecay: z.number().nonnegative().optional(),
     /** Adam / AdaBelief / LAMB: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3 / 1e-6). */
     eps: z.number().positive().optional(),
     /**
@@ -36,6 +39,19 @@ export const optimizerSpecSchema = z
             gamma: z.number().positive(),
           })
           .strict(),
+        /**
+         * x factor once the run's loss has not improved (below best x (1 - threshold)) for more than
+         * `patience` iterations (torch ReduceLROnPlateau, mode 'min', relative threshold, no cooldown;
+         * NCFM: factor 0.5, patience 500 on the images).
+         */
+        z
+          .object({
+            kind: z.literal('plateau'),
+            factor: z.number().positive().lt(1).default(0.1),
+            patience: z.number().int().nonnegative().default(10),
+            threshold: z.number().nonnegative().default(1e-4),
+          })
+          .strict(),
       ])
       .optional(),
     /** Adam / AdaBelief / LAMB: (beta1, beta2); default (0.9, 0.999). DD: (0.5, 0.999). */
@@ -58,24 +74,38 @@ export const groupOptimizersSchema = z
   .default({});
 export type GroupOptimizerSpecs = z.infer<typeof groupOptimizersSchema>;
 
+/** A plateau schedule's state: the best loss so far (null: none yet), iterations since, lr multiplier. */
+export interface PlateauState {
+  best: number | null;
+  bad: number;
+  scale: number;
+}
+
 export interface GroupOptimizerState {
-  /** Per group: kind, lr, step (JSON metadata). */
-  meta: Partial<Record<Group, { kind: string; lr: number; step: number }>>;
+  /** Per group: kind, lr, step, and a plateau schedule's state (JSON metadata). */
+  meta: Partial<Record<Group, { kind: string; lr: number; step: number; plateau?: PlateauState }>>;
   /** Buffers keyed `optimizer.<group>.<slot>.<index>`. */
   tensors: Record<string, E.Tensor>;
 }
 
 function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
   if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
+  if (spec.weightDecay !== undefined && spec.kind !== 'adamw')
+    throw new Error(`optimizer: weightDecay is an AdamW setting (kind 'adamw'), not ${spec.kind}'s`);
   const o = { lr: spec.lr, eps: spec.eps, betas: spec.betas as [number, number] | undefined };
+  if (spec.kind === 'adamw') return new E.AdamW(params, { ...o, weightDecay: spec.weightDecay });
   if (spec.kind === 'adabelief') return new E.AdaBelief(params, o);
   if (spec.kind === 'lamb') return new E.LAMB(params, o);
   return new E.Adam(params, o);
 }
 
-/** The scheduled lr before update number `step` (0-based), or the spec's lr without a schedule. */
-export function scheduledLr(spec: OptimizerSpec, step: number, iterations: number): number {
+/**
+ * The scheduled lr before update number `step` (0-based), or the spec's lr without a schedule; a plateau
+ * schedule depends on the losses, not the step: `plateauScale` is its multiplier.
+ */
+export function scheduledLr(spec: OptimizerSpec, step: number, iterations: number, plateauScale = 1): number {
   if (!spec.schedule) return spec.lr;
+  if (spec.schedule.kind === 'plateau') return spec.lr * plateauScale;
   if (spec.schedule.kind === 'step')
     return spec.lr * spec.schedule.gamma ** Math.floor(step / spec.schedule.every);
   const total = spec.schedule.steps ?? iterations;
@@ -86,6 +116,7 @@ export function scheduledLr(spec: OptimizerSpec, step: number, iterations: numbe
 export class GroupOptimizer {
   private readonly optimizers = new Map<Group, E.Optimizer>();
   private readonly specs = new Map<Group, OptimizerSpec>();
+  private readonly plateaus = new Map<Group, PlateauState>();
   /** The tensors in the order step() expects their gradients (synthetic.learnable's order). */
   readonly params: E.Tensor[];
 
@@ -103,6 +134,32 @@ export class GroupOptimizer {
       const spec = g === 'images' ? images : others[g];
       this.specs.set(g, spec);
       this.optimizers.set(g, build(spec, groups[g]));
+      if (spec.schedule?.kind === 'plateau') this.plateaus.set(g, { best: null, bad: 0, scale: 1 });
+    }
+  }
+
+  /**
+   * The loss of a finished iteration, for plateau schedules (called once per iteration, as NCFM steps
+   * its ReduceLROnPlateau): an improvement resets the count, `patience` iterations without one halve
+   * (x factor) the group's lr.
+   */
+  observe(loss: number): void {
+    for (const [g, p] of this.plateaus) {
+      const s = (this.specs.get(g) as OptimizerSpec).schedule as {
+        factor: number;
+        patience: number;
+        threshold: number;
+      };
+      if (p.best === null || loss < p.best * (1 - s.threshold)) {
+        p.best = loss;
+        p.bad = 0;
+      } else p.bad += 1;
+      if (p.bad > s.patience) {
+        const lr = scheduledLr(this.specs.get(g) as OptimizerSpec, 0, 1, p.scale);
+        // torch skips a reduction smaller than its eps (1e-8).
+        if (lr - lr * s.factor > 1e-8) p.scale *= s.factor;
+        p.bad = 0;
+      }
     }
   }
 
@@ -117,7 +174,12 @@ export class GroupOptimizer {
       const part = grads.slice(i, i + opt.params.length);
       i += opt.params.length;
       if (!part.some((t) => t !== null)) continue;
-      opt.lr = scheduledLr(this.specs.get(g) as OptimizerSpec, opt.steps, this.iterations);
+      opt.lr = scheduledLr(
+        this.specs.get(g) as OptimizerSpec,
+        opt.steps,
+        this.iterations,
+        this.plateaus.get(g)?.scale,
+      );
       opt.step(part);
     }
   }
@@ -126,7 +188,8 @@ export class GroupOptimizer {
     const out: GroupOptimizerState = { meta: {}, tensors: {} };
     for (const [g, opt] of this.optimizers) {
       const s = opt.stateDict();
-      out.meta[g] = { kind: s.kind, lr: s.lr, step: s.step };
+      const plateau = this.plateaus.get(g);
+      out.meta[g] = { kind: s.kind, lr: s.lr, step: s.step, ...(plateau && { plateau: { ...plateau } }) };
       for (const [k, t] of Object.entries(s.buffers)) out.tensors[`optimizer.${g}.${k}`] = t;
     }
     return out;
@@ -143,7 +206,9 @@ export class GroupOptimizer {
       const prefix = `optimizer.${g}.`;
       for (const [k, t] of Object.entries(state.tensors))
         if (k.startsWith(prefix)) buffers[k.slice(prefix.length)] = t;
-      opt.loadStateDict({ ...meta, buffers });
+      const plateau = this.plateaus.get(g);
+      if (plateau && meta.plateau) Object.assign(plateau, meta.plateau);
+      opt.loadStateDict({ kind: meta.kind, lr: meta.lr, step: meta.step, buffers });
     }
   }
 

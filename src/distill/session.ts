@@ -199,6 +199,7 @@ export async function runIterations(
     s.ctx.iteration = it;
     const t0 = performance.now();
     const { loss } = s.method.step(s.ctx, s.config.methodConfig, it);
+    s.optimizer.observe(loss);
     if (s.config.imageEma !== null) s.synthetic.updateEma(s.config.imageEma);
     const seconds = (performance.now() - t0) / 1000;
     if (hooks.after?.({ iteration: it + 1, loss, seconds }) && it + 1 < to)

@@ -10,3 +10,4 @@ export {
   regularized,
 } from './krr.js';
 export { mmd2, squaredDistances, type MMDKernel, type MMDOptions } from './mmd.js';
+export { cfDiscrepancy, type CFWeights } from './cf.js';

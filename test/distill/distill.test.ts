@@ -143,7 +143,7 @@ test('bad input: unknown method, dataset, model; ipc too large; unwritable outpu
   assert.equal(unknownMethod.status, 2);
   assert.match(
     unknownMethod.stderr,
-    /unknown method 'magic' \(available: dc, dsa, idc, idc-i, mtt, tesla, ftd, datm, dm, idm, m3d, cafe, haba, dd, kip, rfad, frepo; see `distillery methods`\)/,
+    /unknown method 'magic' \(available: dc, dsa, idc, idc-i, mtt, tesla, ftd, datm, dm, idm, m3d, cafe, haba, dd, kip, rfad, frepo, ncfm; see `distillery methods`\)/,
   );
   const unknownDataset = cli(['distill', '--dataset', 'imagenet-1k', '--out', join(tempDir('x'), 'r')]);
   assert.notEqual(unknownDataset.status, 0);

@@ -27,6 +27,7 @@ const TAXONOMY: [string, [string, string][]][] = [
     [
       ['feature mean matching', 'DM; since the survey: IDM, M3D'],
       ['layer-wise alignment', 'CAFE'],
+      ['characteristic function matching', 'since the survey: NCFM'],
     ],
   ],
 ];

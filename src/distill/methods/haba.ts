@@ -182,6 +182,7 @@ export const haba: Method<HaBaConfig> = registerMethod({
   name: 'haba',
   family: 'parameter matching',
   subFamily: 'multi step: trajectory matching',
+  usesExperts: true,
   summary:
     'trajectory matching of bases x hallucinators with adversarial contrastive terms (Liu et al. 2022; parameterization haba)',
   needs: "expert trajectories (`distillery experts`); the 'haba' parameterization (its default)",

@@ -16,10 +16,10 @@
 // parameterization (it chains through decode()) and with learnable labels.
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
-import { DSA } from '../../augment/index.js';
-import type { Dataset } from '../../data/dataset.js';
+import { OpSequence } from '../../augment/sequence.js';
 import { createNetwork, type Network, type NetState } from '../../models/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
+import { clampToPixels } from '../pixelclamp.js';
 import { registerMethod } from '../registry.js';
 
 const schema = z
@@ -97,14 +97,6 @@ function defaultMixup(ctx: MethodContext): boolean {
   return !(DIGITS.includes(ctx.dataset.name) && multiFormed(ctx));
 }
 
-/** One DSA per op of `strategy`, applied in order (IDC's DiffAugment applies every listed op); '' or 'none': none. */
-function opSequence(strategy: string, without: string[] = []): DSA[] {
-  return strategy
-    .split('_')
-    .filter((g) => g && g !== 'none' && !without.includes(g))
-    .map((g) => new DSA({ strategy: g }));
-}
-
 /** sum over layers of d(gs, gr): l1 / mse raw sums, or cos per output channel (1 - cos, eps 1e-6). */
 export function idcDistance(syn: E.Tensor[], real: E.Tensor[], metric: 'l1' | 'mse' | 'cos'): E.Tensor {
   const terms = syn.map((gs, i) => {
@@ -157,7 +149,7 @@ interface Outer {
   config: IDCConfig;
   net: Network;
   state: NetState;
-  matchOps: DSA[];
+  matchOps: OpSequence;
 }
 
 /** One matching step: per class, one gradient-matching loss and one update of the set. */
@@ -179,13 +171,7 @@ function matchClasses({ ctx, config, net, state, matchOps }: Outer): number {
           0,
           E.randperm(synthetic.decodedPerClass, { generator: gen }).narrow(0, 0, config.batchSynMax),
         );
-      let xr = real.images;
-      let xs = decoded.images.indexSelect(0, rows);
-      for (const op of matchOps) {
-        const [draw] = op.sample(1, gen);
-        xr = op.apply(xr, [draw], [xr.size(0)]);
-        xs = op.apply(xs, [draw], [xs.size(0)]);
-      }
+      const [xr, xs] = matchOps.shared([real.images, decoded.images.indexSelect(0, rows)], gen);
       const lossOn = (x: E.Tensor, y: E.Tensor) =>
         E.nn.crossEntropy(net.forward(state, x, { train: true }), y);
       const gReal = E.grad(lossOn(xr, real.labels), params).map((g) => g.detach());
@@ -200,7 +186,7 @@ function matchClasses({ ctx, config, net, state, matchOps }: Outer): number {
 }
 
 /** The network's update on real data: batches of batchTrain random images until nData were seen. */
-function trainOnReal(o: Outer, opt: E.SGD, trainOps: DSA[], mix: boolean): void {
+function trainOnReal(o: Outer, opt: E.SGD, trainOps: OpSequence, mix: boolean): void {
   const { dataset, gen } = o.ctx;
   const params = [...o.state.params.values()];
   const n = dataset.train.labels.size(0);
@@ -215,7 +201,7 @@ function trainOnReal(o: Outer, opt: E.SGD, trainOps: DSA[], mix: boolean): void 
       const idx = order.narrow(0, seen, Math.min(o.config.batchTrain, order.size(0) - seen));
       let x = dataset.train.images.indexSelect(0, idx);
       const y = dataset.train.labels.indexSelect(0, idx);
-      x = E.noGrad(() => trainOps.reduce((acc, op) => op.augmentBatch(acc, gen), x));
+      x = E.noGrad(() => trainOps.perImage(x, gen));
       let loss: E.Tensor;
       const [p] = E.rand([1], { dtype: 'float64', generator: gen }).toNumbers();
       if (mix && p < 0.5) {
@@ -230,36 +216,6 @@ function trainOnReal(o: Outer, opt: E.SGD, trainOps: DSA[], mix: boolean): void 
     });
   }
   order.dispose();
-}
-
-/** Clamps the stored images (the 'images' group) to the pixel range [0, 1] in model-input space. */
-function clampToPixels(ctx: MethodContext): void {
-  const range = pixelRange(ctx.dataset);
-  if (!range) return;
-  E.noGrad(() =>
-    E.tidy(() => {
-      for (const t of ctx.synthetic.groups.images)
-        if (t.ndim === 4) t.copy_(E.maximum(E.minimum(t, range.hi), range.lo));
-    }),
-  );
-  range.lo.dispose();
-  range.hi.dispose();
-}
-
-/** Per-channel [lo, hi] of pixel values 0 and 1 after the dataset's mean/std normalisation; null for ZCA. */
-function pixelRange(dataset: Dataset): { lo: E.Tensor; hi: E.Tensor } | null {
-  const spec = dataset.preprocessing.toSpec();
-  if (spec.zca) return null;
-  const c = dataset.imageShape[0];
-  const lo = E.tensor(
-    Float32Array.from({ length: c }, (_, i) => (0 - spec.mean[i]) / spec.std[i]),
-    { shape: [1, c, 1, 1] },
-  );
-  const hi = E.tensor(
-    Float32Array.from({ length: c }, (_, i) => (1 - spec.mean[i]) / spec.std[i]),
-    { shape: [1, c, 1, 1] },
-  );
-  return { lo, hi };
 }
 
 function idcMethod(o: {
@@ -285,7 +241,7 @@ function idcMethod(o: {
 
     step(ctx: MethodContext, config: IDCConfig): StepResult {
       const { dataset, gen, model } = ctx;
-      if (config.clamp) clampToPixels(ctx);
+      if (config.clamp) clampToPixels(dataset, ctx.synthetic);
       const net = createNetwork(model, dataset.imageShape, dataset.numClasses);
       const state = net.init(gen);
       const params = [...state.params.values()].map((p) => p.requiresGrad_());
@@ -296,9 +252,9 @@ function idcMethod(o: {
       });
       const mix = config.cutmix ?? defaultMixup(ctx);
       const strategy = config.augment ?? defaultAugment(ctx);
-      const outer: Outer = { ctx, config, net, state, matchOps: opSequence(strategy) };
+      const outer: Outer = { ctx, config, net, state, matchOps: new OpSequence(strategy) };
       // The network's augmentation: the matching's ops, without cutout when CutMix is on.
-      const trainOps = opSequence(strategy, mix ? ['cutout'] : []);
+      const trainOps = new OpSequence(strategy, mix ? ['cutout'] : []);
       let total = 0;
       try {
         for (let i = 0; i < config.innerLoop; i++) {

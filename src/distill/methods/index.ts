@@ -12,3 +12,4 @@ export { dd } from './dd.js';
 export { kip } from './kip.js';
 export { rfad } from './rfad.js';
 export { frepo } from './frepo.js';
+export { ncfm } from './ncfm.js';

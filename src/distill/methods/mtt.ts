@@ -31,9 +31,8 @@
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { DSA, type SegmentParams, methodDsa } from '../../augment/index.js';
-import type { Dataset } from '../../data/dataset.js';
 import { createNetwork, unflattenParams, type Network, type ParamLayout } from '../../models/index.js';
-import { ExpertSet } from '../experts.js';
+import { ExpertSet, openExperts } from '../experts.js';
 import type { Collective, Method, MethodContext, StepResult } from '../method.js';
 import { reduceGradients, refuseBatchNorm, sharedWorld } from '../dataparallel.js';
 import { registerMethod } from '../registry.js';
@@ -404,19 +403,6 @@ interface IterationSample {
   startEpoch: number;
 }
 
-const expertSets = new Map<string, ExpertSet>();
-
-/** The experts for this dataset and model (validated once per process). */
-function openExperts(dir: string, dataset: Dataset, model: string): ExpertSet {
-  const key = `${dir}\0${dataset.info.checksum}\0${model}`;
-  let set = expertSets.get(key);
-  if (!set) {
-    set = new ExpertSet(dir, dataset, model);
-    expertSets.set(key, set);
-  }
-  return set;
-}
-
 function checkEpochs(set: ExpertSet, config: TrajectoryConfig): void {
   if (config.minStartEpoch >= (config.startWindow?.from ?? config.maxStartEpoch))
     throw new Error(
@@ -542,6 +528,7 @@ export function trajectoryMatching(o: {
     family: 'parameter matching',
     subFamily: 'multi step: trajectory matching',
     summary: o.summary,
+    usesExperts: true,
     // With the adjoint gradient (step() refuses the others for several ranks).
     dataParallel: true,
     needs: o.flatExperts
