@@ -6,13 +6,14 @@
 // row: the issue's target compares RFAD and FRePo against it.
 //
 //   npm run build && node dist/bench/cost.js [--iterations 3] [--ipc 1,10,50] [--real 640]
-//       [--methods dm,dc,kip,rfad,frepo,dd,mtt,cafe,idm] [--experts /path/to/mnist-experts]
+//       [--methods dm,dc,kip,rfad,frepo,dd,mtt,cafe,idm,ncfm] [--experts /path/to/mnist-experts]
 //       (ftd / datm need experts trained with `distillery experts --optimizer gsam`)
 import { availableParallelism, cpus } from 'node:os';
 import * as E from '../src/engine/index.js';
 import { loadDataset } from '../src/data/registry.js';
 import { layeredConfig } from '../src/distill/config.js';
 import '../src/distill/methods/index.js';
+import { getMethod } from '../src/distill/registry.js';
 import { closeSession, newSession, runIterations } from '../src/distill/session.js';
 import { median, numberFlag } from './util.js';
 
@@ -30,7 +31,8 @@ const perClass = Math.round(real / dataset.numClasses);
 
 /** The method's real-batch setting for `real` images per iteration (per class where it samples per class). */
 function realBatch(method: string): Record<string, unknown> {
-  if (['dm', 'dc', 'dsa', 'kip', 'cafe', 'idm', 'm3d'].includes(method)) return { batchReal: perClass };
+  if (['dm', 'dc', 'dsa', 'kip', 'cafe', 'idm', 'm3d', 'ncfm'].includes(method))
+    return { batchReal: perClass };
   if (method === 'rfad' || method === 'frepo' || method === 'dd') return { batchReal: real };
   return {};
 }
@@ -39,7 +41,7 @@ function realBatch(method: string): Record<string, unknown> {
 function referenceShape(method: string): Record<string, unknown> {
   if (method === 'rfad') return { models: 8, width: 256 };
   if (method === 'frepo') return { width: 128, poolSize: 10 };
-  if (['mtt', 'tesla', 'ftd', 'datm'].includes(method)) return { experts };
+  if (getMethod(method).usesExperts) return { experts };
   return {};
 }
 
