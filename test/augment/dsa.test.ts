@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { DSA, defaultStrategy, type Group, type SegmentParams } from '../../src/augment/index.js';
+import { OpSequence } from '../../src/augment/sequence.js';
 import { assertClose } from '../helpers.js';
 
 const img = (seed: number, n = 2, c = 3, s = 8) =>
@@ -82,4 +83,21 @@ test('ops do what the reference does', () => {
   // scale factor 1 (u = (1 - 1/1.2) / (1.2 - 1/1.2)) keeps the image
   const unit = (1 - 1 / 1.2) / (1.2 - 1 / 1.2);
   assertClose(dsa.apply(x, [draw('scale', [unit, unit, 0])], [1]), x.toNumbers(), 1e-9);
+});
+
+test("IDC's / NCFM's DiffAugment sequence: flip, color, one of the rest, cutout, whatever the listed order", () => {
+  assert.deepEqual(new OpSequence('color_crop_cutout').steps, ['color', 'crop', 'cutout']);
+  assert.deepEqual(new OpSequence('cutout_crop_scale_color_flip_rotate').steps, [
+    'flip',
+    'color',
+    'crop_scale_rotate',
+    'cutout',
+  ]);
+  assert.deepEqual(new OpSequence('color_crop_cutout', ['cutout']).steps, ['color', 'crop']);
+  assert.deepEqual(new OpSequence('none').steps, []);
+  assert.throws(() => new OpSequence('color_blur'), /unknown augmentation 'blur'/);
+  // One shared draw per step: the real and synthetic batches get the same transformation.
+  const x = E.rand([3, 1, 8, 8], { generator: new E.Generator(1) });
+  const [a, b] = new OpSequence('color_crop_cutout').shared([x, x.clone()], new E.Generator(2));
+  assert.deepEqual(a.toNumbers(), b.toNumbers());
 });

@@ -14,6 +14,13 @@
 // The pool: the reference pretrains 20 ConvNets (premodel{i}_init / _trained) with its own script; here
 // any expert set (`distillery experts`) serves, epoch 0 as init and the last epoch as trained. The
 // reference's sampling network (the min-max's max player) is off in every shipped config and not built.
+// Where this differs from the reference, by necessity or choice (each also in presets/README.md):
+//  - the images live in model-input (mean/std) space, so AdamW's decoupled decay pulls them toward the
+//    dataset's mean colour, where the reference's pulls [0, 1] pixels toward black (the presets match the
+//    rate per step, lr x wd, not the target);
+//  - every update decodes the current images; the reference's synthetic loader prefetches them in a
+//    background thread (a queue of 10), so it matches images a few updates old, by thread timing;
+//  - CIFAR-100 is normalised with its own statistics (the reference uses CIFAR-10's).
 import { z } from 'zod';
 import * as E from '../../engine/index.js';
 import { OpSequence } from '../../augment/sequence.js';
@@ -115,7 +122,7 @@ function openPool(ctx: MethodContext, config: NCFMConfig): { set: ExpertSet; ids
 /** Draws a network of the pool and l (the reference: random.randint, then torch.rand). */
 export function drawPool(ctx: MethodContext, config: NCFMConfig): PoolDraw {
   const { set, ids, epoch } = openPool(ctx, config);
-  const [u, v] = E.rand([2], { dtype: 'float64', generator: ctx.gen }).toNumbers();
+  const [u, v] = E.tidy(() => E.rand([2], { dtype: 'float64', generator: ctx.gen }).toNumbers());
   const expert = ids[Math.min(ids.length - 1, Math.floor(u * ids.length))];
   const [a, b] = config.interpolation;
   const l = a + (b - a) * v;
@@ -172,6 +179,7 @@ export const ncfm: Method<NCFMConfig> = registerMethod({
         `ncfm: the pool's networks keep no batch-norm statistics (got ${ctx.model}); use ConvNet (instance norm), as the reference`,
       );
     openPool(ctx, config);
+    new OpSequence(config.augment); // an unknown op is an error now, not at the first iteration
   },
 
   step(ctx: MethodContext, config: NCFMConfig): StepResult {
@@ -179,8 +187,8 @@ export const ncfm: Method<NCFMConfig> = registerMethod({
     const k = dataset.numClasses;
     if (config.clamp) clampToPixels(dataset, synthetic);
     const net = createNetwork(ctx.model, dataset.imageShape, k);
-    const pool = drawPool(ctx, config);
     const aug = new OpSequence(config.augment);
+    const pool = drawPool(ctx, config);
     let total = 0;
     const update = (loss: E.Tensor) => {
       const value = loss.item();
