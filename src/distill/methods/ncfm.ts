@@ -84,7 +84,9 @@ const schema = z
     augment: z
       .string()
       .default('color_crop_cutout')
-      .describe("DiffAugment ops applied in order, one draw shared by a class's real and synthetic images."),
+      .describe(
+        "DiffAugment (flip, color, one of the other listed ops, cutout), one draw shared by a class's real and synthetic images.",
+      ),
     clamp: z.boolean().default(true).describe('Clamp the stored images to the pixel range every iteration.'),
   })
   .strict();
