@@ -7,7 +7,7 @@
 //   innerLoop times:
 //     for each class c: x_r = batchReal real images of c; x_s = decoded images of c (at most
 //       batchSynMax, a random subset); one shared draw of IDC's DiffAugment (color, then crop, then
-//       cutout: every listed op, not one picked) on both; L = sum over the conv weights of
+//       cutout: every listed op here, where DSA picks one; augment/sequence.ts) on both; L = sum over the conv weights of
 //       d(grad CE(x_s), grad CE(x_r)) (metric l1 / mse: raw sums; cos: per output channel);
 //       one update of the images (and labels) per class
 //     train net on real data: batches of batchTrain random real images until nData were seen,
@@ -49,7 +49,7 @@ const schema = z
       .string()
       .optional()
       .describe(
-        "IDC's DiffAugment in the matching, ops applied in order; default as the reference (see defaultAugment).",
+        "IDC's DiffAugment in the matching (flip, color, one of the other listed ops, cutout; augment/sequence.ts); default as the reference (see defaultAugment).",
       ),
     nData: z
       .number()
