@@ -7,8 +7,9 @@
 //   innerLoop times:
 //     for each class c: x_r = batchReal real images of c; x_s = decoded images of c (at most
 //       batchSynMax, a random subset); one shared draw of IDC's DiffAugment (color, then crop, then
-//       cutout: every listed op here, where DSA picks one; augment/sequence.ts) on both; L = sum over the conv weights of
-//       d(grad CE(x_s), grad CE(x_r)) (metric l1 / mse: raw sums; cos: per output channel);
+//       cutout: every listed op here, where DSA picks one; augment/sequence.ts) on both;
+//       L = sum over the conv weights of d(grad CE(x_s), grad CE(x_r)) (metric l1 / mse: raw sums;
+//       cos: per output channel);
 //       one update of the images (and labels) per class
 //     train net on real data: batches of batchTrain random real images until nData were seen,
 //       per-image augmentation (the strategy without cutout when CutMix is on), CutMix with p 0.5
