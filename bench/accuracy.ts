@@ -126,11 +126,13 @@ const withInit = columns.includes('init');
 const columnNames = [...coresets, ...(withInit ? ['init'] : []), ...distillers.map((d) => d.column)];
 const unknown = columns.filter((c) => !columnNames.includes(c));
 if (unknown.length) throw new Error(`unknown --methods ${unknown.join(', ')}`);
-const needExperts = distillers.filter((d) => d.method.usesExperts).map((d) => d.method.name);
-if (needExperts.length && !expertsDir)
+const needExperts = [...new Set(distillers.filter((d) => d.method.usesExperts).map((d) => d.method.name))];
+if (needExperts.length && !expertsDir) {
+  const flat = needExperts.filter((m) => m === 'ftd' || m === 'datm');
   throw new Error(
-    `${needExperts.join(', ')} need --experts <dir> (made by \`distillery experts\`; ftd: --optimizer gsam)`,
+    `${needExperts.join(', ')} need --experts <dir> (made by \`distillery experts\`${flat.length ? `; ${flat.join(', ')}: --optimizer gsam` : ''})`,
   );
+}
 const needsFeature = coresets.some((m) => m !== 'random');
 function isTrajectoryMatching(m: AnyMethod): boolean {
   return m.subFamily === 'multi step: trajectory matching';
@@ -276,9 +278,10 @@ for (const ipc of ipcs) {
           : isPerformanceMatching(d.method)
             ? pmIterations
             : gmIterations;
-    // IDM, M3D and NCFM extend DM: the same iterations, so the columns share a budget.
+    // Distribution matching but CAFE (whose iterations hold adaptive loops) shares DM's iterations, so the
+    // columns share a budget.
     const its =
-      d.method === dm || ['idm', 'm3d', 'ncfm'].includes(d.method.name)
+      d.method.family === 'distribution matching' && d.method !== cafe
         ? iterations
         : perIpc[ipcs.indexOf(ipc)];
     try {

@@ -2,7 +2,8 @@
 // bytes in use during an iteration, for every implemented method at IPC 1, 10 and 50 on MNIST, all in one
 // process with the same real images per iteration (`--real`, split per class where a method samples per
 // class). Each method runs its `quick` preset otherwise (DC/DSA: their preset's inner loops, so one
-// "iteration" is a whole outer loop; MTT: the MNIST calibration, needs --experts). DM is the reference
+// "iteration" is a whole outer loop; MTT: the MNIST calibration; MTT's family, HaBa and NCFM need
+// --experts). DM is the reference
 // row: the issue's target compares RFAD and FRePo against it.
 //
 //   npm run build && node dist/bench/cost.js [--iterations 3] [--ipc 1,10,50] [--real 640]

@@ -5,7 +5,7 @@
 // shared by a whole batch (`batch=True`: the real and synthetic images of a class); in network training
 // the op drawn is shared by the batch and every image draws its own parameters.
 import * as E from '../engine/index.js';
-import { DSA } from './dsa.js';
+import { DSA, DsaError, GROUPS } from './dsa.js';
 
 export class OpSequence {
   private readonly ops: DSA[];
@@ -17,11 +17,13 @@ export class OpSequence {
    * @param without ops to leave out (IDC drops cutout where CutMix is on)
    * @example new OpSequence('color_crop_cutout').shared([real, syn], gen)
    */
-  constructor(
-    readonly strategy: string,
-    without: string[] = [],
-  ) {
+  constructor(strategy: string, without: string[] = []) {
     const listed = strategy.split('_').filter((g) => g && g !== 'none' && !without.includes(g));
+    const unknown = listed.filter((g) => !(GROUPS as readonly string[]).includes(g));
+    if (unknown.length)
+      throw new DsaError(
+        `unknown augmentation '${unknown.join("', '")}' in strategy '${strategy}' (valid: ${GROUPS.join(', ')}, or 'none')`,
+      );
     const fixed = ['flip', 'color', 'cutout'];
     // DSA with several groups draws one of them per call: the reference's single_aug choice.
     const others = listed.filter((g) => !fixed.includes(g));

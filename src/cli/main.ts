@@ -97,7 +97,10 @@ program
   .option('--config <file>', 'JSON or YAML file of config values (over the preset, under the flags)')
   .option('--dry-run', 'print the resolved config and a time estimate measured on this machine; run nothing')
   .option('--data-dir <dir>', 'directory holding the dataset, for datasets read from local copies')
-  .option('--experts <dir>', 'expert trajectories for mtt/tesla/ftd/haba (from `distillery experts`)')
+  .option(
+    '--experts <dir>',
+    "expert trajectories for the methods that read them: mtt/tesla/ftd/datm/haba, ncfm's pool (from `distillery experts`)",
+  )
   .option('--json', 'one JSON object per line')
   .action(async (o, cmd: Command) => {
     if (o.preset !== 'quick' && o.preset !== 'paper')

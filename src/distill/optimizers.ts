@@ -15,7 +15,7 @@ export const optimizerSpecSchema = z
     momentum: z.number().min(0).max(1).default(0.5),
     /** AdamW only: decoupled weight decay, p <- p (1 - lr wd) before the step (torch's default 0.01). */
     weightDecay: z.number().nonnegative().optional(),
-    /** Adam / AdaBelief / LAMB: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3 / 1e-6). */
+    /** Adam / AdamW / AdaBelief / LAMB: the denominator's eps (default: the optimizer's own, 1e-8 / 1e-3 / 1e-6). */
     eps: z.number().positive().optional(),
     /**
      * A learning-rate schedule over the group's updates: 'cosine' decays lr to alpha x lr over `steps`
@@ -54,7 +54,7 @@ export const optimizerSpecSchema = z
           .strict(),
       ])
       .optional(),
-    /** Adam / AdaBelief / LAMB: (beta1, beta2); default (0.9, 0.999). DD: (0.5, 0.999). */
+    /** Adam / AdamW / AdaBelief / LAMB: (beta1, beta2); default (0.9, 0.999). DD: (0.5, 0.999). */
     betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).optional(),
   })
   .strict();
@@ -89,9 +89,9 @@ export interface GroupOptimizerState {
 }
 
 function build(spec: OptimizerSpec, params: E.Tensor[]): E.Optimizer {
-  if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
   if (spec.weightDecay !== undefined && spec.kind !== 'adamw')
     throw new Error(`optimizer: weightDecay is an AdamW setting (kind 'adamw'), not ${spec.kind}'s`);
+  if (spec.kind === 'sgd') return new E.SGD(params, { lr: spec.lr, momentum: spec.momentum });
   const o = { lr: spec.lr, eps: spec.eps, betas: spec.betas as [number, number] | undefined };
   if (spec.kind === 'adamw') return new E.AdamW(params, { ...o, weightDecay: spec.weightDecay });
   if (spec.kind === 'adabelief') return new E.AdaBelief(params, o);
@@ -145,17 +145,16 @@ export class GroupOptimizer {
    */
   observe(loss: number): void {
     for (const [g, p] of this.plateaus) {
-      const s = (this.specs.get(g) as OptimizerSpec).schedule as {
-        factor: number;
-        patience: number;
-        threshold: number;
-      };
-      if (p.best === null || loss < p.best * (1 - s.threshold)) {
+      const spec = this.specs.get(g) as OptimizerSpec;
+      const s = spec.schedule;
+      if (s?.kind !== 'plateau') continue;
+      // As torch (best starts at +inf): a non-finite loss is never an improvement, nor stored (JSON has no NaN).
+      if (Number.isFinite(loss) && loss < (p.best ?? Infinity) * (1 - s.threshold)) {
         p.best = loss;
         p.bad = 0;
       } else p.bad += 1;
       if (p.bad > s.patience) {
-        const lr = scheduledLr(this.specs.get(g) as OptimizerSpec, 0, 1, p.scale);
+        const lr = scheduledLr(spec, 0, 1, p.scale);
         // torch skips a reduction smaller than its eps (1e-8).
         if (lr - lr * s.factor > 1e-8) p.scale *= s.factor;
         p.bad = 0;

@@ -95,7 +95,16 @@ test("IDC's / NCFM's DiffAugment sequence: flip, color, one of the rest, cutout,
   ]);
   assert.deepEqual(new OpSequence('color_crop_cutout', ['cutout']).steps, ['color', 'crop']);
   assert.deepEqual(new OpSequence('none').steps, []);
-  assert.throws(() => new OpSequence('color_blur'), /unknown augmentation 'blur'/);
+  assert.throws(() => new OpSequence('color_blur'), /unknown augmentation 'blur' in strategy 'color_blur'/);
+  // IDC's default sequence draws as single-op DSAs applied in turn, one draw each (IDC's runs depend on it).
+  const y = E.rand([2, 1, 8, 8], { generator: new E.Generator(3) });
+  const [seq] = new OpSequence('color_crop_cutout').shared([y], new E.Generator(4));
+  const gen = new E.Generator(4);
+  const byHand = ['color', 'crop', 'cutout'].reduce((acc, g) => {
+    const op = new DSA({ strategy: g });
+    return op.apply(acc, op.sample(1, gen), [acc.size(0)]);
+  }, y);
+  assert.deepEqual(seq.toNumbers(), byHand.toNumbers());
   // One shared draw per step: the real and synthetic batches get the same transformation.
   const x = E.rand([3, 1, 8, 8], { generator: new E.Generator(1) });
   const [a, b] = new OpSequence('color_crop_cutout').shared([x, x.clone()], new E.Generator(2));

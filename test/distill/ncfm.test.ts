@@ -100,10 +100,16 @@ test("The images' plateau schedule follows torch's ReduceLROnPlateau (mode min, 
   const again = new GroupOptimizer(set, spec, groupOptimizersSchema.parse({}), 1);
   again.loadStateDict(opt.stateDict());
   assert.deepEqual(again.stateDict().meta.images?.plateau, opt.stateDict().meta.images?.plateau);
-  assert.throws(
-    () => new GroupOptimizer(set, { ...spec, kind: 'adam' }, groupOptimizersSchema.parse({}), 1),
-    /weightDecay is an AdamW setting/,
-  );
+  for (const kind of ['adam', 'sgd'] as const)
+    assert.throws(
+      () => new GroupOptimizer(set, { ...spec, kind }, groupOptimizersSchema.parse({}), 1),
+      /weightDecay is an AdamW setting/,
+    );
+  // A non-finite loss is never the best (torch starts from +inf): the next finite loss is.
+  const fresh = new GroupOptimizer(set, spec, groupOptimizersSchema.parse({}), 1);
+  fresh.observe(NaN);
+  fresh.observe(3);
+  assert.deepEqual(fresh.stateDict().meta.images?.plateau, { best: 3, bad: 0, scale: 1 });
 });
 
 const data = writeSquaresFile({ classes: 3, perClass: 20 });

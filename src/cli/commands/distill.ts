@@ -41,7 +41,7 @@ export interface DistillCommandOptions {
   out?: string;
   resume?: string;
   dataDir?: string;
-  /** Expert trajectories for mtt/tesla (methodConfig.experts). */
+  /** Expert trajectories for the methods with usesExperts (methodConfig.experts). */
   experts?: string;
   json?: boolean;
   /** A JSON or YAML file of config values, layered over the preset and under the flags. */

@@ -42,7 +42,7 @@ const schema = z
       .int()
       .positive()
       .default(20)
-      .describe('Networks of the pool used: the first this many finished experts (num_premodel).'),
+      .describe('Networks of the pool used: at most the first this many finished experts (num_premodel).'),
     trainedEpoch: z
       .number()
       .int()
