@@ -154,7 +154,7 @@ export class GroupOptimizer {
         p.bad = 0;
       } else p.bad += 1;
       if (p.bad > s.patience) {
-        const lr = scheduledLr(spec, 0, 1, p.scale);
+        const lr = spec.lr * p.scale;
         // torch skips a reduction smaller than its eps (1e-8).
         if (lr - lr * s.factor > 1e-8) p.scale *= s.factor;
         p.bad = 0;

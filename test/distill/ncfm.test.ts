@@ -15,7 +15,7 @@ import { newSession, runIterations } from '../../src/distill/session.js';
 import { SyntheticSet } from '../../src/distill/synthetic.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { cfDiscrepancy } from '../../src/kernels/index.js';
-import { createNetwork } from '../../src/models/index.js';
+import { createNetwork, flattenParams } from '../../src/models/index.js';
 import { pixelParameterization } from '../../src/param/index.js';
 import { assertAllClose, referenceFixture } from '../helpers.js';
 import { TINY_EXPERTS, tempDir, writeSquaresFile } from '../fixtures.js';
@@ -134,23 +134,18 @@ function config(method: Record<string, unknown> = {}, top: Record<string, unknow
 test("NCFM's pool: the matching network lies between an expert's first and last epochs, the calibration network is the last", () => {
   const s = newSession(ds, config());
   const set = new ExpertSet(expertsDir, ds, 'ConvNetW8');
-  const flat = (state: { params: Map<string, E.Tensor> }) =>
-    E.cat(
-      [...state.params.values()].map((p) => p.reshape(-1)),
-      0,
-    );
   for (const [l, epoch] of [
     [0, TINY_EXPERTS.epochs],
     [1, 0],
   ] as const) {
     const draw = drawPool(s.ctx, { ...s.config.methodConfig, interpolation: [l, l] } as NCFMConfig);
-    const fromExpert = [0, 1].map((e) => flat({ params: new Map([['p', set.load(e, epoch)]]) }));
-    const m = flat(draw.matching);
+    const fromExpert = [0, 1].map((e) => set.load(e, epoch));
+    const m = flattenParams(draw.matching);
     assert.ok(
       fromExpert.some((e) => e.sub(m).abs().max().item() < 1e-6),
       `l = ${l}: the matching network is epoch ${epoch} of an expert`,
     );
-    const trained = flat(draw.trained);
+    const trained = flattenParams(draw.trained);
     assert.ok(
       [0, 1].some((e) => set.load(e, TINY_EXPERTS.epochs).sub(trained).abs().max().item() === 0),
       'the calibration network is the last epoch',
