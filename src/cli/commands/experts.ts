@@ -78,7 +78,9 @@ export function expertsCommand(o: ExpertsCommandOptions): string {
           bar.update(done);
         },
         onEpoch: ({ expert, epoch, loss, done }) => {
-          bar?.update(done, { status: `expert ${expert} epoch ${epoch} loss ${loss.toFixed(3)}` });
+          // Epoch 0 is the initial weights: nothing trained yet, no loss to show.
+          const what = epoch === 0 ? 'initial weights' : `loss ${loss.toFixed(3)}`;
+          bar?.update(done, { status: `expert ${expert} epoch ${epoch} ${what}` });
           out.event('epoch', { expert, epoch, loss });
         },
       },
