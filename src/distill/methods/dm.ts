@@ -4,7 +4,12 @@
 // DSA draw per class shared by both sides:
 //   L = sum_c || mean_j f(A_c(x_real_c,j)) - mean_j f(A_c(x_syn_c,j)) ||^2
 // First order only. All classes' real batches go through the network together
-// (in chunks, under no-grad); all synthetic images in one forward with grad.
+// (in chunks, under no-grad); the synthetic images in one forward with grad, or, when
+// there are more than synChunk of them (a decoder such as LinBa's makes thousands), in
+// chunks: embedded once without a graph, the loss differentiated with respect to those
+// embeddings, then each chunk re-embedded with its graph and pulled back with its share
+// of that gradient, so at most one chunk's graph is alive (the same gradient, one more
+// forward pass; batch-norm networks, whose statistics span the batch, are never chunked).
 // The real pass needs no gradient, so it may run in bfloat16 and channels-last
 // layout (realDtype): where the CPU has native bfloat16 that pass takes about
 // two thirds of float32's time, and its per-class means differ by well under
@@ -33,6 +38,14 @@ export const dmSchema = z
       .positive()
       .default(640)
       .describe('Real images per no-grad forward (bounds the working set; BN models use one batch).'),
+    synChunk: z
+      .number()
+      .int()
+      .positive()
+      .default(512)
+      .describe(
+        'Synthetic (decoded) images per forward with a graph: more are embedded in chunks and re-run (BN models use one batch).',
+      ),
     realDtype: precisionOption('auto').describe(
       'Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last.',
     ),
@@ -97,32 +110,103 @@ export interface DMProblem {
   realChunk: number;
 }
 
+/** A discrepancy between matched embeddings, real [classes, perClass, D] and synthetic [classes, ipc, D]. */
+export type Discrepancy = (real: E.Tensor, syn: E.Tensor) => E.Tensor;
+
+/** DM's: sum_c || mean_j real_c,j - mean_j syn_c,j ||^2. */
+export const meanDiscrepancy: Discrepancy = (real, syn) => real.mean(1).sub(syn.mean(1)).square().sum();
+
+const sizes = (classes: number, n: number) => new Array<number>(classes).fill(n);
+
+/** The real side's embeddings [classes, perClass, D], without gradient, under each class's DSA draw. */
+function realEmbeddings(p: DMProblem): E.Tensor {
+  const realAug = p.draws && p.dsa ? p.dsa.apply(p.real, p.draws, sizes(p.classes, p.perClass)) : p.real;
+  return E.noGrad(() => {
+    const embedReal =
+      p.realDtype === 'bfloat16'
+        ? lowPrecisionEmbed(p.net, p.state, 'bfloat16')
+        : (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
+    const chunk = p.net.hasBatchNorm ? Infinity : p.realChunk;
+    return classEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
+  });
+}
+
+/** The synthetic images under each class's DSA draw (differentiable in syn). */
+function augmentedSyn(p: DMProblem): E.Tensor {
+  return p.draws && p.dsa ? p.dsa.apply(p.syn, p.draws, sizes(p.classes, p.ipc)) : p.syn;
+}
+
 /**
  * The embeddings DM matches: real [classes, perClass, D] (no gradient) and synthetic [classes, ipc, D]
  * (differentiable in syn), each class's real and synthetic images under the same DSA draw.
  */
 export function matchedEmbeddings(p: DMProblem): { real: E.Tensor; syn: E.Tensor } {
-  const sizes = (n: number) => new Array<number>(p.classes).fill(n);
-  const realAug = p.draws && p.dsa ? p.dsa.apply(p.real, p.draws, sizes(p.perClass)) : p.real;
-  const embed = (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
-  const real = E.noGrad(() => {
-    const embedReal = p.realDtype === 'bfloat16' ? lowPrecisionEmbed(p.net, p.state, 'bfloat16') : embed;
-    const chunk = p.net.hasBatchNorm ? Infinity : p.realChunk;
-    return classEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
-  });
-  const synAug = p.draws && p.dsa ? p.dsa.apply(p.syn, p.draws, sizes(p.ipc)) : p.syn;
-  return { real, syn: embed(synAug).reshape(p.classes, p.ipc, -1) };
+  const real = realEmbeddings(p);
+  return { real, syn: p.net.embed(p.state, augmentedSyn(p), { train: true }).reshape(p.classes, p.ipc, -1) };
 }
 
 /** sum_c || mean f(A_c(real_c)) - mean f(A_c(syn_c)) ||^2, differentiable in syn. */
 export function distributionMatchingLoss(p: DMProblem): E.Tensor {
   const { real, syn } = matchedEmbeddings(p);
-  return real.mean(1).sub(syn.mean(1)).square().sum();
+  return meanDiscrepancy(real, syn);
+}
+
+/**
+ * The value of discrepancy(matchedEmbeddings(p)) and its gradient with respect to p.syn, the synthetic
+ * side embedded `chunk` images at a time: once without a graph for the loss and d loss / d embeddings,
+ * then chunk by chunk again with a graph, each pulled back with its rows of that gradient. Equal to
+ * differentiating the one-pass loss (up to float summation order) while only one chunk's graph is alive.
+ *
+ * @example const { value, synGrad } = chunkedMatching(problem, meanDiscrepancy, 512)
+ */
+export function chunkedMatching(
+  p: DMProblem,
+  discrepancy: Discrepancy,
+  chunk: number,
+): { value: E.Tensor; synGrad: E.Tensor } {
+  const synAug = augmentedSyn(p);
+  const x = synAug.detach();
+  const embed = (t: E.Tensor) => p.net.embed(p.state, t, { train: true });
+  const emb = E.noGrad(() => classEmbeddings(embed, x, p.classes, p.ipc, chunk)).requiresGrad_();
+  const value = discrepancy(realEmbeddings(p), emb);
+  const embGrad = E.grad(value, [emb])[0].reshape(x.size(0), -1);
+  const parts: E.Tensor[] = [];
+  for (let start = 0; start < x.size(0); start += chunk) {
+    const n = Math.min(chunk, x.size(0) - start);
+    parts.push(
+      E.tidy(() => {
+        const xi = x.narrow(0, start, n).detach().requiresGrad_();
+        return E.grad(embed(xi), [xi], { gradOutputs: [embGrad.narrow(0, start, n)] })[0];
+      }),
+    );
+  }
+  const xGrad = E.cat(parts, 0);
+  for (const t of parts) t.dispose();
+  const synGrad = synAug === p.syn ? xGrad : E.grad(synAug, [p.syn], { gradOutputs: [xGrad] })[0];
+  return { value: value.detach(), synGrad };
+}
+
+/** The loss and the set's gradients; past `synChunk` decoded images (no batch norm) the synthetic pass is chunked. */
+function lossAndGradients(
+  p: DMProblem,
+  discrepancy: Discrepancy,
+  synChunk: number,
+  synthetic: MethodContext['synthetic'],
+  labels: E.Tensor,
+): { value: E.Tensor; grads: (E.Tensor | null)[] } {
+  const chunk = p.net.hasBatchNorm ? Infinity : synChunk;
+  if (p.syn.size(0) > chunk) {
+    const { value, synGrad } = chunkedMatching(p, discrepancy, chunk);
+    return { value, grads: synthetic.pullBack({ images: p.syn, labels }, synGrad) };
+  }
+  const { real, syn } = matchedEmbeddings(p);
+  const value = discrepancy(real, syn);
+  return { value, grads: E.grad(value, synthetic.learnable, { allowUnused: true }) };
 }
 
 /**
  * One DM-style iteration: a fresh random network, a real batch per class, one DSA draw per class, and
- * `loss` (DM's mean matching or another discrepancy of the same embeddings) differentiated into the set.
+ * `discrepancy` (DM's mean matching or another) of their embeddings differentiated into the set.
  * Data parallel (`ctx.world` of several ranks): every rank draws the same network, batch indices and
  * augmentation (the same stream), computes the loss of its classes only (class c on rank c mod size:
  * the real pass, the expensive side, is split), and the gradients and losses are summed over ranks: the
@@ -131,7 +215,7 @@ export function distributionMatchingLoss(p: DMProblem): E.Tensor {
 export function embeddingMatchingStep(
   { dataset, synthetic, gen, model, update, world }: MethodContext,
   config: DMConfig,
-  loss: (p: DMProblem) => E.Tensor,
+  discrepancy: Discrepancy,
 ): StepResult {
   const k = dataset.numClasses;
   const net = createNetwork(model, dataset.imageShape, k);
@@ -164,20 +248,27 @@ export function embeddingMatchingStep(
       let grads: (E.Tensor | null)[];
       if (mine.length > 0) {
         const real = dataset.gather(mine.flatMap((c) => indices.slice(c * batchReal, (c + 1) * batchReal)));
-        value = loss({
+        const decoded = synthetic.decode();
+        const problem: DMProblem = {
           net,
           state,
           classes: mine.length,
           real: real.images,
           perClass: batchReal,
-          syn: rows(synthetic.decode().images, ipc),
+          syn: rows(decoded.images, ipc),
           ipc,
           draws: draws ? mine.map((c) => draws[c]) : null,
           dsa,
           realDtype: config.realDtype,
           realChunk: config.realChunk,
-        });
-        grads = E.grad(value, synthetic.learnable, { allowUnused: true });
+        };
+        ({ value, grads } = lossAndGradients(
+          problem,
+          discrepancy,
+          config.synChunk,
+          synthetic,
+          decoded.labels,
+        ));
       } else grads = synthetic.learnable.map(() => null);
       if (!group) {
         const scalar = value!.item();
@@ -210,5 +301,5 @@ export const dm: Method<DMConfig> = registerMethod({
   labelGradients: false,
 
   step: (ctx: MethodContext, config: DMConfig): StepResult =>
-    embeddingMatchingStep(ctx, config, distributionMatchingLoss),
+    embeddingMatchingStep(ctx, config, meanDiscrepancy),
 });

@@ -15,7 +15,13 @@ import * as E from '../../engine/index.js';
 import { mmd2 } from '../../kernels/index.js';
 import type { Method, MethodContext, StepResult } from '../method.js';
 import { registerMethod } from '../registry.js';
-import { dmSchema, embeddingMatchingStep, matchedEmbeddings, type DMProblem } from './dm.js';
+import {
+  dmSchema,
+  embeddingMatchingStep,
+  matchedEmbeddings,
+  type Discrepancy,
+  type DMProblem,
+} from './dm.js';
 
 const schema = dmSchema
   .extend({
@@ -37,10 +43,18 @@ const schema = dmSchema
 
 export type M3DConfig = z.infer<typeof schema>;
 
+type KernelConfig = Pick<M3DConfig, 'kernel' | 'bandwidth' | 'scales'>;
+
+/** sum_c MMD^2 of each class's real and synthetic embeddings. */
+function m3dDiscrepancy(config: KernelConfig): Discrepancy {
+  return (real, syn) =>
+    mmd2(real, syn, { kernel: config.kernel, bandwidth: config.bandwidth, scales: config.scales }).sum();
+}
+
 /** sum_c MMD^2 of the class's real and synthetic embeddings, differentiable in syn. */
-export function m3dLoss(p: DMProblem, config: Pick<M3DConfig, 'kernel' | 'bandwidth' | 'scales'>): E.Tensor {
+export function m3dLoss(p: DMProblem, config: KernelConfig): E.Tensor {
   const { real, syn } = matchedEmbeddings(p);
-  return mmd2(real, syn, { kernel: config.kernel, bandwidth: config.bandwidth, scales: config.scales }).sum();
+  return m3dDiscrepancy(config)(real, syn);
 }
 
 export const m3d: Method<M3DConfig> = registerMethod({
@@ -59,5 +73,5 @@ export const m3d: Method<M3DConfig> = registerMethod({
   labelGradients: false,
 
   step: (ctx: MethodContext, config: M3DConfig): StepResult =>
-    embeddingMatchingStep(ctx, config, (p) => m3dLoss(p, config)),
+    embeddingMatchingStep(ctx, config, m3dDiscrepancy(config)),
 });
