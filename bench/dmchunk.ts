@@ -22,7 +22,7 @@ function main(): void {
   const decoded = synthetic.decodedPerClass * dataset.numClasses;
   const opt = new E.SGD(synthetic.learnable, { lr: 1, momentum: 0.5 });
   const ctx = contextWithOptimizer({ dataset, synthetic, gen, model: 'ConvNet' }, opt);
-  // One pass: a chunk larger than the set.
+  // One pass: a chunk as large as the set.
   const variants = [
     { name: 'one pass', config: dm.schema.parse({ batchReal: 64, synChunk: decoded }) },
     { name: `chunks of ${chunk}`, config: dm.schema.parse({ batchReal: 64, synChunk: chunk }) },

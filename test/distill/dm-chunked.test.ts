@@ -24,7 +24,7 @@ import { writeSquaresFile } from '../fixtures.js';
 const gaussian: Discrepancy = (real, syn) =>
   mmd2(real, syn, { kernel: 'gaussian', bandwidth: 'median' }).sum();
 
-function float64Problem(syn: E.Tensor, gen: E.Generator): DMProblem {
+function float64Problem(syn: E.Tensor, gen: E.Generator, withDsa: boolean): DMProblem {
   const classes = 3;
   const net = createNetwork('ConvNetW8', [1, 16, 16], classes);
   const dsa = new DSA({ strategy: 'color_crop_cutout_scale_rotate' });
@@ -36,21 +36,22 @@ function float64Problem(syn: E.Tensor, gen: E.Generator): DMProblem {
     perClass: 4,
     syn,
     ipc: syn.size(0) / classes,
-    draws: dsa.sample(classes, gen),
-    dsa,
+    draws: withDsa ? dsa.sample(classes, gen) : null,
+    dsa: withDsa ? dsa : null,
     realDtype: 'float32',
     realChunk: 640,
   };
 }
 
-test('DM chunked synthetic pass: loss and image gradient equal the one-pass ones in float64 (mean and MMD)', () => {
-  for (const [name, discrepancy] of [
-    ['mean', meanDiscrepancy],
-    ['gaussian MMD', gaussian],
+test('DM chunked synthetic pass: loss and image gradient equal the one-pass ones in float64 (mean and MMD, with and without DSA)', () => {
+  for (const [name, discrepancy, withDsa] of [
+    ['mean', meanDiscrepancy, true],
+    ['gaussian MMD', gaussian, true],
+    ['mean without DSA', meanDiscrepancy, false],
   ] as const) {
     const gen = new E.Generator(11);
     const syn = E.rand([3 * 5, 1, 16, 16], { dtype: 'float64', generator: gen }).requiresGrad_();
-    const p = float64Problem(syn, gen);
+    const p = float64Problem(syn, gen, withDsa);
     const { real, syn: emb } = matchedEmbeddings(p);
     const oneLoss = discrepancy(real, emb);
     const oneGrad = E.grad(oneLoss, [syn])[0];
@@ -61,6 +62,10 @@ test('DM chunked synthetic pass: loss and image gradient equal the one-pass ones
     }
     assert.ok(oneGrad.abs().sum().item() > 0, `${name}: a gradient to compare`);
   }
+  const bn = { ...float64Problem(E.rand([6, 1, 16, 16], { dtype: 'float64' }), new E.Generator(1), false) };
+  bn.net = createNetwork('ConvNetBN', [1, 16, 16], 3);
+  bn.state = castState(bn.net.init(new E.Generator(1)), 'float64');
+  assert.throws(() => chunkedMatching(bn, meanDiscrepancy, 2), /batch-norm network cannot embed in chunks/);
 });
 
 test('DM step on a LinBa set: chunking the decoded images (synChunk) leaves the loss and decoder gradients unchanged', () => {
@@ -70,6 +75,7 @@ test('DM step on a LinBa set: chunking the decoded images (synChunk) leaves the 
   });
   const decoded = set.decodedPerClass * ds.numClasses;
   assert.ok(decoded > 5, `${decoded} decoded images: synChunk 5 chunks them`);
+  assert.equal(createNetwork('ConvNetW8', ds.imageShape, 3).hasBatchNorm, false, 'a network that chunks');
   const step = (synChunk: number) => {
     const gen = new E.Generator(8);
     let grads: E.Tensor[] = [];

@@ -10,6 +10,8 @@
 // embeddings, then each chunk re-embedded with its graph and pulled back with its share
 // of that gradient, so at most one chunk's graph is alive (the same gradient, one more
 // forward pass; batch-norm networks, whose statistics span the batch, are never chunked).
+// The default (2,048 per rank) keeps every pixel set up to CIFAR-100 at IPC 20 on the one-pass
+// path, which is 14 % faster where both fit (docs/benchmarks.md, bench/dmchunk.ts).
 // The real pass needs no gradient, so it may run in bfloat16 and channels-last
 // layout (realDtype): where the CPU has native bfloat16 that pass takes about
 // two thirds of float32's time, and its per-class means differ by well under
@@ -42,9 +44,9 @@ export const dmSchema = z
       .number()
       .int()
       .positive()
-      .default(512)
+      .default(2048)
       .describe(
-        'Synthetic (decoded) images per forward with a graph: more are embedded in chunks and re-run (BN models use one batch).',
+        'Synthetic (decoded) images per forward with a graph, per rank: more are embedded in chunks and re-run (BN models use one batch).',
       ),
     realDtype: precisionOption('auto').describe(
       'Precision of the no-grad real pass (see precision.ts); bfloat16 runs it channels-last.',
@@ -164,26 +166,30 @@ export function chunkedMatching(
   discrepancy: Discrepancy,
   chunk: number,
 ): { value: E.Tensor; synGrad: E.Tensor } {
-  const synAug = augmentedSyn(p);
-  const x = synAug.detach();
-  const embed = (t: E.Tensor) => p.net.embed(p.state, t, { train: true });
-  const emb = E.noGrad(() => classEmbeddings(embed, x, p.classes, p.ipc, chunk)).requiresGrad_();
-  const value = discrepancy(realEmbeddings(p), emb);
-  const embGrad = E.grad(value, [emb])[0].reshape(x.size(0), -1);
-  const parts: E.Tensor[] = [];
-  for (let start = 0; start < x.size(0); start += chunk) {
-    const n = Math.min(chunk, x.size(0) - start);
-    parts.push(
-      E.tidy(() => {
-        const xi = x.narrow(0, start, n).detach().requiresGrad_();
-        return E.grad(embed(xi), [xi], { gradOutputs: [embGrad.narrow(0, start, n)] })[0];
-      }),
-    );
-  }
-  const xGrad = E.cat(parts, 0);
-  for (const t of parts) t.dispose();
-  const synGrad = synAug === p.syn ? xGrad : E.grad(synAug, [p.syn], { gradOutputs: [xGrad] })[0];
-  return { value: value.detach(), synGrad };
+  // Batch-norm statistics span the batch: embedding a chunk alone would change every embedding.
+  if (p.net.hasBatchNorm) throw new Error('chunkedMatching: a batch-norm network cannot embed in chunks');
+  return E.tidy(() => {
+    const synAug = augmentedSyn(p);
+    const x = synAug.detach();
+    const embed = (t: E.Tensor) => p.net.embed(p.state, t, { train: true });
+    const emb = E.noGrad(() => classEmbeddings(embed, x, p.classes, p.ipc, chunk)).requiresGrad_();
+    const value = discrepancy(realEmbeddings(p), emb);
+    const embGrad = E.grad(value, [emb])[0].reshape(x.size(0), -1);
+    const parts: E.Tensor[] = [];
+    for (let start = 0; start < x.size(0); start += chunk) {
+      const n = Math.min(chunk, x.size(0) - start);
+      parts.push(
+        E.tidy(() => {
+          const xi = x.narrow(0, start, n).detach().requiresGrad_();
+          return E.grad(embed(xi), [xi], { gradOutputs: [embGrad.narrow(0, start, n)] })[0];
+        }),
+      );
+    }
+    const xGrad = E.cat(parts, 0);
+    for (const t of parts) t.dispose();
+    const synGrad = synAug === p.syn ? xGrad : E.grad(synAug, [p.syn], { gradOutputs: [xGrad] })[0];
+    return { value: value.detach(), synGrad };
+  });
 }
 
 /** The loss and the set's gradients; past `synChunk` decoded images (no batch norm) the synthetic pass is chunked. */
@@ -192,12 +198,12 @@ function lossAndGradients(
   discrepancy: Discrepancy,
   synChunk: number,
   synthetic: MethodContext['synthetic'],
-  labels: E.Tensor,
+  decoded: { images: E.Tensor; labels: E.Tensor },
 ): { value: E.Tensor; grads: (E.Tensor | null)[] } {
   const chunk = p.net.hasBatchNorm ? Infinity : synChunk;
   if (p.syn.size(0) > chunk) {
     const { value, synGrad } = chunkedMatching(p, discrepancy, chunk);
-    return { value, grads: synthetic.pullBack({ images: p.syn, labels }, synGrad) };
+    return { value, grads: synthetic.pullBack({ ...decoded, images: p.syn }, synGrad) };
   }
   const { real, syn } = matchedEmbeddings(p);
   const value = discrepancy(real, syn);
@@ -262,13 +268,7 @@ export function embeddingMatchingStep(
           realDtype: config.realDtype,
           realChunk: config.realChunk,
         };
-        ({ value, grads } = lossAndGradients(
-          problem,
-          discrepancy,
-          config.synChunk,
-          synthetic,
-          decoded.labels,
-        ));
+        ({ value, grads } = lossAndGradients(problem, discrepancy, config.synChunk, synthetic, decoded));
       } else grads = synthetic.learnable.map(() => null);
       if (!group) {
         const scalar = value!.item();
