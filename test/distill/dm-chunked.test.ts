@@ -62,7 +62,7 @@ test('DM chunked synthetic pass: loss and image gradient equal the one-pass ones
     }
     assert.ok(oneGrad.abs().sum().item() > 0, `${name}: a gradient to compare`);
   }
-  const bn = { ...float64Problem(E.rand([6, 1, 16, 16], { dtype: 'float64' }), new E.Generator(1), false) };
+  const bn = float64Problem(E.rand([6, 1, 16, 16], { dtype: 'float64' }), new E.Generator(1), false);
   bn.net = createNetwork('ConvNetBN', [1, 16, 16], 3);
   bn.state = castState(bn.net.init(new E.Generator(1)), 'float64');
   assert.throws(() => chunkedMatching(bn, meanDiscrepancy, 2), /batch-norm network cannot embed in chunks/);

@@ -11,7 +11,7 @@
 // of that gradient, so at most one chunk's graph is alive (the same gradient, one more
 // forward pass; batch-norm networks, whose statistics span the batch, are never chunked).
 // The default (2,048 per rank) keeps every pixel set up to CIFAR-100 at IPC 20 on the one-pass
-// path, which is 14 % faster where both fit (docs/benchmarks.md, bench/dmchunk.ts).
+// path: where both fit, chunking costs 14 % more time (docs/benchmarks.md, bench/dmchunk.ts).
 // The real pass needs no gradient, so it may run in bfloat16 and channels-last
 // layout (realDtype): where the CPU has native bfloat16 that pass takes about
 // two thirds of float32's time, and its per-class means differ by well under
@@ -120,14 +120,15 @@ export const meanDiscrepancy: Discrepancy = (real, syn) => real.mean(1).sub(syn.
 
 const sizes = (classes: number, n: number) => new Array<number>(classes).fill(n);
 
+/** The problem's network as a function of images (float32, training mode). */
+const embedder = (p: DMProblem) => (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
+
 /** The real side's embeddings [classes, perClass, D], without gradient, under each class's DSA draw. */
 function realEmbeddings(p: DMProblem): E.Tensor {
   const realAug = p.draws && p.dsa ? p.dsa.apply(p.real, p.draws, sizes(p.classes, p.perClass)) : p.real;
   return E.noGrad(() => {
     const embedReal =
-      p.realDtype === 'bfloat16'
-        ? lowPrecisionEmbed(p.net, p.state, 'bfloat16')
-        : (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
+      p.realDtype === 'bfloat16' ? lowPrecisionEmbed(p.net, p.state, 'bfloat16') : embedder(p);
     const chunk = p.net.hasBatchNorm ? Infinity : p.realChunk;
     return classEmbeddings(embedReal, realAug, p.classes, p.perClass, chunk);
   });
@@ -144,7 +145,7 @@ function augmentedSyn(p: DMProblem): E.Tensor {
  */
 export function matchedEmbeddings(p: DMProblem): { real: E.Tensor; syn: E.Tensor } {
   const real = realEmbeddings(p);
-  return { real, syn: p.net.embed(p.state, augmentedSyn(p), { train: true }).reshape(p.classes, p.ipc, -1) };
+  return { real, syn: embedder(p)(augmentedSyn(p)).reshape(p.classes, p.ipc, -1) };
 }
 
 /** sum_c || mean f(A_c(real_c)) - mean f(A_c(syn_c)) ||^2, differentiable in syn. */
@@ -171,7 +172,7 @@ export function chunkedMatching(
   return E.tidy(() => {
     const synAug = augmentedSyn(p);
     const x = synAug.detach();
-    const embed = (t: E.Tensor) => p.net.embed(p.state, t, { train: true });
+    const embed = embedder(p);
     const emb = E.noGrad(() => classEmbeddings(embed, x, p.classes, p.ipc, chunk)).requiresGrad_();
     const value = discrepancy(realEmbeddings(p), emb);
     const embGrad = E.grad(value, [emb])[0].reshape(x.size(0), -1);
