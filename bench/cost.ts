@@ -3,11 +3,14 @@
 // process with the same real images per iteration (`--real`, split per class where a method samples per
 // class). Each method runs its `quick` preset otherwise (DC/DSA: their preset's inner loops, so one
 // "iteration" is a whole outer loop; MTT: the MNIST calibration; MTT's family, HaBa and NCFM need
-// --experts). DM is the reference
-// row: the issue's target compares RFAD and FRePo against it.
+// --experts). The reference row (`--reference`, default the first method: DM in the default list, as the
+// issue's target compares RFAD and FRePo against it) gives every other row's time ratio; trajectory
+// matching's extensions compare against MTT.
 //
 //   npm run build && node dist/bench/cost.js [--iterations 3] [--ipc 1,10,50] [--real 640]
 //       [--methods dm,dc,kip,rfad,frepo,dd,mtt,cafe,idm,ncfm] [--experts /path/to/mnist-experts]
+//       [--reference dm]
+//   node dist/bench/cost.js --methods mtt,ftd,datm --ipc 1,10 --experts <gsam experts>
 //       (ftd / datm need experts trained with `distillery experts --optimizer gsam`)
 import { availableParallelism, cpus } from 'node:os';
 import * as E from '../src/engine/index.js';
@@ -27,6 +30,11 @@ const real = numberFlag('--real', 640);
 const ipcs = arg('--ipc', '1,10,50').split(',').map(Number);
 const methods = arg('--methods', 'dm,dc,kip,rfad,frepo,dd').split(',');
 const experts = arg('--experts', '');
+const reference = arg('--reference', methods[0]);
+if (!methods.includes(reference))
+  throw new Error(
+    `--reference ${reference} is not among --methods ${methods.join(',')}: add it, or name one of them`,
+  );
 const dataset = loadDataset('mnist');
 const perClass = Math.round(real / dataset.numClasses);
 
@@ -100,13 +108,16 @@ async function main(): Promise<void> {
       );
     }
   }
-  const dm = cells.dm;
+  const refCells = cells[reference];
   for (const method of methods) {
     const parts = ipcs.map((ipc) => {
       const c = cells[method][ipc];
       if (typeof c === 'string') return `- (${c})`;
-      const ref = dm?.[ipc];
-      const ratio = ref && typeof ref !== 'string' ? ` (${(c.seconds / ref.seconds).toFixed(2)}x DM)` : '';
+      const ref = refCells?.[ipc];
+      const ratio =
+        ref && typeof ref !== 'string' && method !== reference
+          ? ` (${(c.seconds / ref.seconds).toFixed(2)}x ${reference})`
+          : '';
       return `${c.seconds.toFixed(3)} s${ratio}, ${c.peakMiB.toFixed(0)} MiB`;
     });
     rows.push(`| ${method} | ${parts.join(' | ')} |`);
