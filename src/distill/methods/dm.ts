@@ -120,7 +120,7 @@ export const meanDiscrepancy: Discrepancy = (real, syn) => real.mean(1).sub(syn.
 
 const sizes = (classes: number, n: number) => new Array<number>(classes).fill(n);
 
-/** The problem's network as a function of images (float32, training mode). */
+/** The problem's network as a function of images, at their own precision, in training mode. */
 const embedder = (p: DMProblem) => (x: E.Tensor) => p.net.embed(p.state, x, { train: true });
 
 /** The real side's embeddings [classes, perClass, D], without gradient, under each class's DSA draw. */
